@@ -1,0 +1,3 @@
+//! proctor: the server library. `domain` is pure; everything else is the async shell.
+
+pub mod domain;
