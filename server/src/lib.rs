@@ -1,3 +1,13 @@
-//! proctor: the server library. `domain` is pure; everything else is the async shell.
+//! proctor: the server library. `domain` is pure; everything else is the async shell
+//! around it (see ARCHITECTURE.md for the code map and invariants).
 
+pub mod adapters;
+pub mod api;
+pub mod auth;
+pub mod cli;
 pub mod domain;
+pub mod model;
+pub mod pipeline;
+pub mod app;
+pub mod ports;
+pub mod startup;

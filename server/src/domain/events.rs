@@ -96,9 +96,10 @@ pub enum FaceMethod {
     Manual,
 }
 
-/// The event payloads. `type` is the verb.
+/// The event payloads. `type` is the verb. Unknown fields are refused, so a client cannot
+/// smuggle data into the log.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum EventBody {
     // ----- appended by the server -----
     /// The session was created (R5, R11, R13, R14 and the lease already checked). Always the

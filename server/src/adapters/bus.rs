@@ -1,0 +1,76 @@
+//! The in-process bus (the embedded default): events partitioned by session into P bounded
+//! channels, one consumer task per partition. A full channel makes `publish` wait, which is
+//! the gateway's backpressure. Invariant: every event of a session goes to the same
+//! partition, so one worker folds a session's events in arrival order.
+
+use tokio::sync::mpsc;
+
+use crate::domain::Event;
+
+/// One event on its way to a worker.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub session_id: String,
+    pub event: Event,
+}
+
+/// Why an event could not be published.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("the bus is shut down")]
+    Closed,
+}
+
+/// The partition a session belongs to: FNV-1a of its id, stable across processes and builds.
+pub fn partition_of(session_id: &str, partitions: usize) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in session_id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    // The modulo keeps the value below `partitions`, which is a usize.
+    #[allow(clippy::cast_possible_truncation)]
+    let p = (h % partitions.max(1) as u64) as usize;
+    p
+}
+
+/// Producer side of the in-process bus.
+#[derive(Debug, Clone)]
+pub struct MemoryBus {
+    partitions: Vec<mpsc::Sender<Delivery>>,
+}
+
+impl MemoryBus {
+    /// A bus of `partitions` channels holding up to `capacity` events each, and its consumers.
+    pub fn new(partitions: usize, capacity: usize) -> (MemoryBus, Vec<mpsc::Receiver<Delivery>>) {
+        let (tx, rx): (Vec<_>, Vec<_>) = (0..partitions.max(1)).map(|_| mpsc::channel(capacity.max(1))).unzip();
+        (MemoryBus { partitions: tx }, rx)
+    }
+
+    /// Publishes one event; waits while its partition is full.
+    pub async fn publish(&self, d: Delivery) -> Result<(), BusError> {
+        let p = partition_of(&d.session_id, self.partitions.len());
+        self.partitions[p].send(d).await.map_err(|_| BusError::Closed)
+    }
+
+    pub fn partitions(&self) -> usize {
+        self.partitions.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitioning_is_stable_and_in_range() {
+        for n in 1..9 {
+            for s in ["a", "b", "0190c8e2-session", ""] {
+                let p = partition_of(s, n);
+                assert!(p < n);
+                assert_eq!(p, partition_of(s, n));
+            }
+        }
+        assert_eq!(partition_of("a", 4), 0xaf63bd4c8601b7be_u64 as usize % 4);
+    }
+}

@@ -1,0 +1,7 @@
+//! HTTP handlers, one module per resource. Each handler authenticates, calls one use case in
+//! `app`, and shapes the response; nothing else.
+
+pub mod catalog;
+pub mod health;
+pub mod oauth;
+pub mod sessions;

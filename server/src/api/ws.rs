@@ -1,0 +1,322 @@
+//! The learner WebSocket `/api/v1/sessions/{id}/ws`. The gateway side of the pipeline:
+//! authenticate (learner token for this session), check each message (schema, sequence
+//! number), stamp the server's receive time, hand it to the bus, acknowledge. Effects from the
+//! workers (challenges, credit, warnings, end) arrive through the hub and go out here.
+//!
+//! Invariants: a message is acknowledged only after the bus accepted it; a replayed sequence
+//! number is acknowledged again and ignored (reconnects resend); a skipped one is refused with
+//! `gap` so the client resends; anything malformed closes the socket with a code that names
+//! the problem, and nothing already accepted changes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
+use futures_util::StreamExt;
+use rand::Rng;
+
+use super::auth::CallingLearner;
+use super::error::{ApiError, ApiResult};
+use crate::adapters::bus::Delivery;
+use crate::app::hub::Outbound;
+use crate::app::protocol::{ChallengeMsg, ServerMsg, close};
+use crate::app::{App, AppError};
+use crate::domain::{ChallengeKind, Event, EventBody, Millis, Origin};
+
+/// Largest accepted WebSocket message.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Opens the learner socket (see docs/protocol.md).
+#[get("/sessions/{id}/ws")]
+pub async fn connect(
+    app: web::Data<App>,
+    req: HttpRequest,
+    learner: CallingLearner,
+    id: web::Path<String>,
+    body: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let claims = learner.for_session(&id)?.clone();
+    if app.is_draining() {
+        return Err(AppError::Unavailable { what: "gateway (draining)", retry_after_s: 2 }.into());
+    }
+    let (outstanding, ended, _) = app.open_challenges(&id).await?;
+    if ended {
+        return Err(AppError::Conflict("the session has ended; start a new session".into()).into());
+    }
+    let (rec, ctx) = app.store.session(&id).await.map_err(AppError::from)?.ok_or(AppError::NotFound("session"))?;
+    let ctx: crate::domain::SessionContext =
+        serde_json::from_str(&ctx).map_err(|e| AppError::Internal(e.to_string()))?;
+    let stored_last = app.store.last_client_seq(&id).await.map_err(AppError::from)?;
+    let last_seq = app.hub.last_seq(&id).unwrap_or(0).max(stored_last);
+    let profile = crate::domain::Profile::find(&rec.profile).map_err(|e| AppError::Internal(e.to_string()))?;
+
+    let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| ApiError::Malformed(e.to_string()))?;
+    let stream = stream.max_frame_size(MAX_MESSAGE_BYTES).aggregate_continuations().max_continuation_size(MAX_MESSAGE_BYTES);
+    let conn = Connection {
+        app: app.into_inner(),
+        session_id: id.into_inner(),
+        learner_id: claims.sub,
+        last_seq,
+        lease_ttl_ms: profile.single_window.lease_ttl_ms,
+        lesson_duration_ms: ctx.lesson_duration_ms,
+        nonces: outstanding.iter().map(|o| (o.nonce.clone(), (o.kind, o.deadline))).collect(),
+    };
+    let now = conn.app.now();
+    let welcome = ServerMsg::Welcome {
+        session_id: conn.session_id.clone(),
+        last_seq,
+        server_time: now,
+        time_scale: conn.app.clock.scale(),
+        heartbeat_interval_ms: conn.app.heartbeat_interval_ms,
+        lesson_duration_ms: ctx.lesson_duration_ms,
+        outstanding: outstanding
+            .into_iter()
+            .map(|o| challenge_msg(o.nonce, o.kind, o.deadline, o.expected, now))
+            .collect(),
+    };
+    actix_web::rt::spawn(conn.run(session, stream, welcome));
+    Ok(response)
+}
+
+/// The message a challenge is pushed as; pop-ups get the expected code among two decoys.
+pub fn challenge_msg(nonce: String, kind: ChallengeKind, deadline: Millis, expected: Option<String>, now: Millis) -> ChallengeMsg {
+    let mut rng = rand::rng();
+    let (choices, prompt) = match (kind, expected) {
+        (ChallengeKind::Popup, Some(code)) => {
+            let mut c = vec![code.clone()];
+            while c.len() < 3 {
+                let d = format!("{:04}", rng.random_range(0..10_000));
+                if !c.contains(&d) {
+                    c.push(d);
+                }
+            }
+            let at = rng.random_range(0..c.len());
+            c.swap(0, at);
+            (c, format!("请选择 {code} 继续学习 / Pick {code} to continue"))
+        }
+        (ChallengeKind::Popup, None) => (vec![], "Confirm you are here".into()),
+        (ChallengeKind::Snapshot, _) => (vec![], "Taking a photo for your study record".into()),
+        (ChallengeKind::FaceRecheck, _) => (vec![], "Please look at the camera for a face check".into()),
+    };
+    ChallengeMsg { nonce, kind, deadline, deadline_in_ms: deadline.0 - now.0, choices, prompt }
+}
+
+struct Connection {
+    app: Arc<App>,
+    session_id: String,
+    learner_id: String,
+    last_seq: u64,
+    lease_ttl_ms: i64,
+    lesson_duration_ms: i64,
+    /// Challenges this socket knows of: nonce → (kind, deadline).
+    nonces: HashMap<String, (ChallengeKind, Millis)>,
+}
+
+/// What to do after one client message.
+enum Next {
+    Send(Vec<ServerMsg>),
+    Close(u16, String),
+}
+
+fn close_reason(code: u16, why: &str) -> CloseReason {
+    let code = match code {
+        1000 => CloseCode::Normal,
+        1009 => CloseCode::Size,
+        1011 => CloseCode::Error,
+        1012 => CloseCode::Restart,
+        other => CloseCode::Other(other),
+    };
+    // Close reasons are limited to 123 bytes on the wire.
+    let mut d = why.to_owned();
+    while d.len() > 120 {
+        d.pop();
+    }
+    CloseReason { code, description: Some(d) }
+}
+
+impl Connection {
+    async fn run(
+        mut self,
+        mut session: actix_ws::Session,
+        mut stream: actix_ws::AggregatedMessageStream,
+        welcome: ServerMsg,
+    ) {
+        let (conn_id, mut outbound) = self.app.hub.register(&self.session_id);
+        let mut refresh = tokio::time::interval(Duration::from_secs(crate::auth::LEARNER_TOKEN_TTL_S * 2 / 3));
+        refresh.tick().await;
+        let mut closing: Option<CloseReason> = None;
+        if send(&mut session, &welcome).await.is_err() {
+            self.app.hub.unregister(&self.session_id, conn_id);
+            return;
+        }
+        loop {
+            tokio::select! {
+                msg = stream.next() => match msg {
+                    Some(Ok(AggregatedMessage::Text(text))) => match self.on_text(&text).await {
+                        Next::Send(msgs) => {
+                            let mut failed = false;
+                            for m in &msgs {
+                                failed |= send(&mut session, m).await.is_err();
+                            }
+                            if failed { break; }
+                        }
+                        Next::Close(code, why) => { closing = Some(close_reason(code, &why)); break; }
+                    },
+                    Some(Ok(AggregatedMessage::Binary(_))) => {
+                        closing = Some(close_reason(close::MALFORMED, "binary frames are not accepted; send JSON text"));
+                        break;
+                    }
+                    Some(Ok(AggregatedMessage::Ping(b))) => { if session.pong(&b).await.is_err() { break; } }
+                    Some(Ok(AggregatedMessage::Pong(_))) => {}
+                    Some(Ok(AggregatedMessage::Close(_))) | None => break,
+                    Some(Err(actix_ws::ProtocolError::Overflow)) => {
+                        closing = Some(close_reason(1009, &format!("message exceeds {MAX_MESSAGE_BYTES} bytes")));
+                        break;
+                    }
+                    Some(Err(e)) => { closing = Some(close_reason(1002, &format!("protocol error: {e}"))); break; }
+                },
+                out = outbound.recv() => match out {
+                    Some(Outbound::Msg(m)) => {
+                        if let ServerMsg::Challenge(c) = &m {
+                            self.nonces.insert(c.nonce.clone(), (c.kind, c.deadline));
+                        }
+                        if send(&mut session, &m).await.is_err() { break; }
+                    }
+                    Some(Outbound::Close(code, why)) => { closing = Some(close_reason(code, &why)); break; }
+                    None => break,
+                },
+                _ = refresh.tick() => {
+                    if let Ok((token, expires_at)) = self.app.keys.issue_learner(&self.learner_id, &self.session_id) {
+                        if send(&mut session, &ServerMsg::Token { token, expires_at }).await.is_err() { break; }
+                    }
+                }
+            }
+        }
+        self.app.hub.unregister(&self.session_id, conn_id);
+        let _ = session.close(closing).await;
+    }
+
+    async fn on_text(&mut self, text: &str) -> Next {
+        let (seq, body) = match parse_client_message(text, self.lesson_duration_ms) {
+            Ok(v) => v,
+            Err(why) => return Next::Close(close::MALFORMED, why),
+        };
+        if seq <= self.last_seq {
+            return Next::Send(vec![ServerMsg::Ack { seq, duplicate: true }]);
+        }
+        if seq != self.last_seq + 1 {
+            return Next::Send(vec![ServerMsg::Gap { expected: self.last_seq + 1, got: seq }]);
+        }
+        let now = self.app.now();
+        let mut extra = Vec::new();
+        if let EventBody::ChallengeAnswered { nonce, .. } = &body {
+            match self.nonces.get(nonce) {
+                None => extra.push(ServerMsg::Error {
+                    seq,
+                    code: "unknown_nonce".into(),
+                    detail: "no challenge with this nonce was issued to this session; the answer is recorded but confirms nothing".into(),
+                }),
+                Some((_, deadline)) if *deadline <= now => extra.push(ServerMsg::Error {
+                    seq,
+                    code: "deadline_passed".into(),
+                    detail: "the answer came after the deadline; it is recorded as late".into(),
+                }),
+                Some(_) => {}
+            }
+        }
+        let event = Event { origin: Origin::Client, seq, at: now, body };
+        if let Err(e) = self.app.bus.publish(Delivery { session_id: self.session_id.clone(), event }).await {
+            tracing::warn!(session = %self.session_id, error = %e, "The bus refused an event; closing the socket.");
+            return Next::Close(close::BACKPRESSURE, "the service cannot accept events now; reconnect and resend".into());
+        }
+        self.last_seq = seq;
+        self.app.hub.set_last_seq(&self.session_id, seq);
+        self.app.leases.renew(&self.learner_id, &self.session_id, now.plus(self.lease_ttl_ms));
+        let mut out = vec![ServerMsg::Ack { seq, duplicate: false }];
+        out.extend(extra);
+        Next::Send(out)
+    }
+}
+
+async fn send(session: &mut actix_ws::Session, msg: &ServerMsg) -> Result<(), actix_ws::Closed> {
+    match serde_json::to_string(msg) {
+        Ok(s) => session.text(s).await,
+        Err(e) => {
+            tracing::error!(error = %e, "Failed to serialise a server message.");
+            Ok(())
+        }
+    }
+}
+
+/// Parses one client message: `{"seq": n, "type": verb, ...fields}`. Returns a reason on any
+/// problem; the caller closes the socket with `MALFORMED` and that reason.
+pub fn parse_client_message(text: &str, lesson_duration_ms: i64) -> Result<(u64, EventBody), String> {
+    let mut v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+    let obj = v.as_object_mut().ok_or("a message must be a JSON object")?;
+    let seq = obj
+        .remove("seq")
+        .and_then(|s| s.as_u64())
+        .filter(|s| *s >= 1)
+        .ok_or("seq must be a positive integer")?;
+    let body: EventBody = serde_json::from_value(v).map_err(|e| format!("invalid event: {e}"))?;
+    if !body.is_client_body() {
+        return Err(format!("{} may not be sent by a client", body.verb()));
+    }
+    let max_pos = lesson_duration_ms + 60_000;
+    let pos_ok = |p: i64| (0..=max_pos).contains(&p);
+    let valid = match &body {
+        EventBody::Played { position_ms } | EventBody::Paused { position_ms } => pos_ok(*position_ms),
+        EventBody::Seeked { from_ms, to_ms } => pos_ok(*from_ms) && pos_ok(*to_ms),
+        EventBody::RateChanged { position_ms, rate_permille } => pos_ok(*position_ms) && (1..=16_000).contains(rate_permille),
+        EventBody::Heartbeat { position_ms, rate_permille, played, .. } => {
+            pos_ok(*position_ms)
+                && (0..=16_000).contains(rate_permille)
+                && played.len() <= 256
+                && played.iter().all(|[a, b]| pos_ok(*a) && pos_ok(*b) && a <= b)
+        }
+        EventBody::VisibilityChanged { position_ms, .. } | EventBody::FocusChanged { position_ms, .. } => pos_ok(*position_ms),
+        EventBody::ChallengeAnswered { nonce, answer } => nonce.len() <= 64 && answer.len() <= 64,
+        EventBody::Signal { name, detail } => !name.is_empty() && name.len() <= 64 && detail.len() <= 512,
+        EventBody::Initialized { duration_ms } => duration_ms.is_none_or(|d| (0..=86_400_000).contains(&d)),
+        EventBody::Terminated { position_ms, .. } => position_ms.is_none_or(pos_ok),
+        EventBody::SessionStarted
+        | EventBody::ChallengeIssued { .. }
+        | EventBody::ChallengeExpired { .. }
+        | EventBody::FaceChecked { .. }
+        | EventBody::SnapshotStored { .. }
+        | EventBody::ConcurrentSessionRefused { .. } => false,
+    };
+    if !valid {
+        return Err(format!("{} has a value out of range", body.verb()));
+    }
+    Ok((seq, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_messages_are_checked_strictly() {
+        let ok = r#"{"seq":1,"type":"heartbeat","position_ms":5000,"rate_permille":1000,"paused":false,"visible":true,"focused":true}"#;
+        assert!(matches!(parse_client_message(ok, 600_000), Ok((1, EventBody::Heartbeat { .. }))));
+        for bad in [
+            "not json",
+            "[1,2]",
+            r#"{"type":"played","position_ms":1}"#,
+            r#"{"seq":0,"type":"played","position_ms":1}"#,
+            r#"{"seq":1,"type":"played","position_ms":1,"extra":true}"#,
+            r#"{"seq":1,"type":"teleported"}"#,
+            r#"{"seq":1,"type":"session_started"}"#,
+            r#"{"seq":1,"type":"face_checked","check_id":"x","method":"face","passed":true,"detail":""}"#,
+            r#"{"seq":1,"type":"played","position_ms":-5}"#,
+            r#"{"seq":1,"type":"rate_changed","position_ms":1,"rate_permille":0}"#,
+            r#"{"seq":1,"type":"terminated","reason":"superseded"}"#,
+        ] {
+            assert!(parse_client_message(bad, 600_000).is_err(), "accepted: {bad}");
+        }
+        assert!(parse_client_message(r#"{"seq":2,"type":"terminated","reason":"ended"}"#, 600_000).is_ok());
+    }
+}

@@ -1,0 +1,168 @@
+//! The gateway's live state: which socket serves which session (effects are pushed through
+//! it), the last client sequence number each session had accepted, and the single-session
+//! leases (R2). In-process for the embedded default. Invariant: at most one socket per
+//! session; a newer socket replaces an older one, which is closed with `REPLACED`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::mpsc;
+
+use super::protocol::ServerMsg;
+use crate::domain::Millis;
+
+/// What a socket task is told to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outbound {
+    Msg(ServerMsg),
+    Close(u16, String),
+}
+
+#[derive(Debug)]
+struct Conn {
+    id: u64,
+    tx: mpsc::UnboundedSender<Outbound>,
+}
+
+/// Connections and per-session gateway state.
+#[derive(Debug, Default)]
+pub struct Hub {
+    conns: Mutex<HashMap<String, Conn>>,
+    last_seq: Mutex<HashMap<String, u64>>,
+    next_id: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock only means another thread panicked mid-update of a plain map; the map
+    // itself is still usable.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Hub {
+    /// Registers a socket for `session`; an older one is told to close.
+    pub fn register(&self, session: &str) -> (u64, mpsc::UnboundedReceiver<Outbound>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if let Some(old) = lock(&self.conns).insert(session.to_owned(), Conn { id, tx }) {
+            let _ = old.tx.send(Outbound::Close(super::protocol::close::REPLACED, "replaced by a newer connection".into()));
+        }
+        (id, rx)
+    }
+
+    /// Removes the socket if it is still the registered one.
+    pub fn unregister(&self, session: &str, id: u64) {
+        let mut conns = lock(&self.conns);
+        if conns.get(session).is_some_and(|c| c.id == id) {
+            conns.remove(session);
+        }
+    }
+
+    /// Pushes a message to the session's socket, if it has one here.
+    pub fn push(&self, session: &str, msg: ServerMsg) -> bool {
+        lock(&self.conns).get(session).is_some_and(|c| c.tx.send(Outbound::Msg(msg)).is_ok())
+    }
+
+    pub fn close(&self, session: &str, code: u16, reason: &str) {
+        if let Some(c) = lock(&self.conns).get(session) {
+            let _ = c.tx.send(Outbound::Close(code, reason.to_owned()));
+        }
+    }
+
+    /// Tells every socket to close (graceful shutdown).
+    pub fn close_all(&self, code: u16, reason: &str) {
+        for c in lock(&self.conns).values() {
+            let _ = c.tx.send(Outbound::Close(code, reason.to_owned()));
+        }
+    }
+
+    pub fn connections(&self) -> usize {
+        lock(&self.conns).len()
+    }
+
+    /// The last accepted client seq this gateway knows for `session`.
+    pub fn last_seq(&self, session: &str) -> Option<u64> {
+        lock(&self.last_seq).get(session).copied()
+    }
+
+    pub fn set_last_seq(&self, session: &str, seq: u64) {
+        let mut m = lock(&self.last_seq);
+        let e = m.entry(session.to_owned()).or_insert(0);
+        *e = (*e).max(seq);
+    }
+
+    pub fn forget(&self, session: &str) {
+        lock(&self.last_seq).remove(session);
+    }
+}
+
+/// Single-session leases (R2): learner → (session, expiry in server time).
+#[derive(Debug, Default)]
+pub struct Leases {
+    held: Mutex<HashMap<String, (String, Millis)>>,
+}
+
+impl Leases {
+    /// The live session holding the learner's lease at `now`, other than `except`.
+    pub fn holder(&self, learner: &str, now: Millis) -> Option<String> {
+        lock(&self.held).get(learner).filter(|(_, exp)| *exp > now).map(|(s, _)| s.clone())
+    }
+
+    /// Takes or renews the lease for `session` until `until`.
+    pub fn hold(&self, learner: &str, session: &str, until: Millis) {
+        lock(&self.held).insert(learner.to_owned(), (session.to_owned(), until));
+    }
+
+    /// Renews only if `session` still holds it; false if another session took over.
+    pub fn renew(&self, learner: &str, session: &str, until: Millis) -> bool {
+        let mut held = lock(&self.held);
+        match held.get_mut(learner) {
+            Some((s, exp)) if s == session => {
+                *exp = until;
+                true
+            }
+            Some(_) => false,
+            None => {
+                held.insert(learner.to_owned(), (session.to_owned(), until));
+                true
+            }
+        }
+    }
+
+    pub fn release(&self, learner: &str, session: &str) {
+        let mut held = lock(&self.held);
+        if held.get(learner).is_some_and(|(s, _)| s == session) {
+            held.remove(learner);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_newer_socket_replaces_the_older() {
+        let hub = Hub::default();
+        let (a, mut rx_a) = hub.register("s");
+        let (b, _rx_b) = hub.register("s");
+        assert!(matches!(rx_a.try_recv(), Ok(Outbound::Close(4409, _))));
+        hub.unregister("s", a);
+        assert_eq!(hub.connections(), 1, "the old socket's unregister does not remove the new one");
+        hub.unregister("s", b);
+        assert_eq!(hub.connections(), 0);
+    }
+
+    #[test]
+    fn leases_expire_and_belong_to_one_session() {
+        let l = Leases::default();
+        l.hold("learner", "s1", Millis(100));
+        assert_eq!(l.holder("learner", Millis(50)).as_deref(), Some("s1"));
+        assert_eq!(l.holder("learner", Millis(100)), None, "expired at its deadline");
+        assert!(!l.renew("learner", "s2", Millis(200)), "another session cannot renew it");
+        l.release("learner", "s2");
+        assert_eq!(l.holder("learner", Millis(50)).as_deref(), Some("s1"), "only the holder releases");
+        l.release("learner", "s1");
+        assert_eq!(l.holder("learner", Millis(50)), None);
+    }
+}

@@ -1,0 +1,249 @@
+//! The `proctor` command line: `serve` (the default), `admin …`, `replay`, `simulate` and
+//! `openapi`. Admin commands open the same store as `serve` (same `--data-dir` and
+//! `--database-url`) and work while it runs.
+
+pub mod simulate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::startup::{Application, Settings, build_app};
+
+#[derive(Debug, Parser)]
+#[command(name = "proctor", version, about = "Anti-fraud proctoring for subsidised online vocational training")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the service (gateway and worker in one process).
+    Serve(ServeArgs),
+    /// Operator commands on the store.
+    #[command(subcommand)]
+    Admin(Admin),
+    /// Recompute a session's verdict from its log and report any difference from the stored one.
+    Replay {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        session: String,
+    },
+    /// Drive simulated learners (honest and cheating) through a running server's API and
+    /// WebSocket, print a verdict table, and exit non-zero if any verdict is not the expected one.
+    Simulate(simulate::SimulateArgs),
+    /// Print the OpenAPI 3.1 document.
+    Openapi,
+}
+
+#[derive(Debug, Args, Clone)]
+struct StoreArgs {
+    /// Where the embedded database, keys and evidence live.
+    #[arg(long, env = "PROCTOR_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…` (default: SQLite under the data directory).
+    #[arg(long, env = "PROCTOR_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Address to listen on.
+    #[arg(long, env = "PROCTOR_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// The URL clients reach this server at (default: http://<listen>).
+    #[arg(long, env = "PROCTOR_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Server clock speed relative to real time. 1 in production; demos and simulations use
+    /// e.g. 100 so a 45-minute lesson takes 27 seconds. Verdicts made faster than real time
+    /// are for demonstration only.
+    #[arg(long, env = "PROCTOR_TIME_SCALE", default_value_t = 1.0)]
+    time_scale: f64,
+    /// Event bus partitions (one worker each).
+    #[arg(long, env = "PROCTOR_PARTITIONS", default_value_t = 4)]
+    partitions: usize,
+    /// Heartbeat interval the SDK is told to use, in server milliseconds.
+    #[arg(long, env = "PROCTOR_HEARTBEAT_MS", default_value_t = 5000)]
+    heartbeat_ms: i64,
+    /// Do not seed the demo platform and course.
+    #[arg(long, env = "PROCTOR_NO_DEMO")]
+    no_demo: bool,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        ServeArgs {
+            store: StoreArgs { data_dir: "./data".into(), database_url: std::env::var("PROCTOR_DATABASE_URL").ok() },
+            listen: std::env::var("PROCTOR_LISTEN").unwrap_or_else(|_| "127.0.0.1:8080".into()),
+            public_url: std::env::var("PROCTOR_PUBLIC_URL").ok(),
+            time_scale: std::env::var("PROCTOR_TIME_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0),
+            partitions: 4,
+            heartbeat_ms: 5000,
+            no_demo: false,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Admin {
+    /// Register a training platform; prints JSON with its client_id and client_secret.
+    CreatePlatform {
+        name: String,
+        /// Two-digit province code, e.g. 41 (Henan).
+        #[arg(long)]
+        province: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Approve course content (video sha256 hashes) for a province (R13).
+    ApproveContent {
+        #[arg(required = true)]
+        hashes: Vec<String>,
+        #[arg(long)]
+        province: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Set a platform's standing with the supervision system (R14).
+    SetStanding {
+        platform_id: String,
+        /// The platform is not registered with the supervision system.
+        #[arg(long)]
+        unregistered: bool,
+        /// The platform is banned from now on.
+        #[arg(long)]
+        banned: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+fn settings(store: &StoreArgs) -> Settings {
+    Settings {
+        listen: "127.0.0.1:0".into(),
+        data_dir: store.data_dir.clone(),
+        database_url: store.database_url.clone(),
+        public_url: None,
+        time_scale: 1.0,
+        partitions: 1,
+        heartbeat_interval_ms: 5000,
+        demo: false,
+    }
+}
+
+/// Entry point of the `proctor` binary.
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PROCTOR_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,actix_server=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve(ServeArgs::default())))) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(args) => serve(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Admin(admin) => admin_command(admin).await.map(|()| ExitCode::SUCCESS),
+        Command::Replay { store, session } => {
+            let (bus, _rx) = crate::adapters::bus::MemoryBus::new(1, 1);
+            let app = build_app(&settings(&store), bus, String::new()).await?;
+            let report = app.replay(&session).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({
+                "session_id": report.session_id, "events": report.events,
+                "stored_present": report.stored_present, "matches": report.matches,
+                "credited_ms": report.replayed.credited_ms,
+            }))?);
+            Ok(if report.matches { ExitCode::SUCCESS } else { ExitCode::from(3) })
+        }
+        Command::Simulate(args) => simulate::run(args).await,
+        Command::Openapi => {
+            print!("{}", crate::api::openapi_json());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let s = Settings {
+        listen: args.listen,
+        data_dir: args.store.data_dir.clone(),
+        database_url: args.store.database_url.clone(),
+        public_url: args.public_url,
+        time_scale: args.time_scale,
+        partitions: args.partitions.clamp(1, 256),
+        heartbeat_interval_ms: args.heartbeat_ms.clamp(1000, 60_000),
+        demo: !args.no_demo,
+    };
+    let application = Application::build(s.clone()).await?;
+    let url = application.base_url().to_owned();
+    let demo = if s.demo { Some(application.app().seed_demo(&s.data_dir).await?) } else { None };
+    println!("proctor is serving at {url}");
+    println!("  API          {url}/api/v1");
+    println!("  API docs     {url}/api/v1/docs/   (OpenAPI: {url}/api/v1/openapi.json)");
+    println!("  Health       {url}/healthz  {url}/readyz");
+    println!("  Store        {}", if s.database_url.is_some() { "PostgreSQL/SQLite (PROCTOR_DATABASE_URL)".to_owned() } else { format!("SQLite in {}", s.data_dir.display()) });
+    println!("  Credentials  proctor admin create-platform NAME --province 41 --data-dir {}", s.data_dir.display());
+    if demo.is_some() {
+        println!("  Demo         platform credentials in {}", s.data_dir.join("demo-credentials.json").display());
+        println!("               try: proctor simulate --server {url} --credentials {}", s.data_dir.join("demo-credentials.json").display());
+    }
+    if (s.time_scale - 1.0).abs() > f64::EPSILON {
+        println!("  WARNING      the server clock runs at {}× real time: verdicts are for demonstration only", s.time_scale);
+    }
+    application.run_until_stopped().await
+}
+
+async fn admin_command(admin: Admin) -> anyhow::Result<()> {
+    let store = match &admin {
+        Admin::CreatePlatform { store, .. } | Admin::ApproveContent { store, .. } | Admin::SetStanding { store, .. } => {
+            store.clone()
+        }
+    };
+    let (bus, _rx) = crate::adapters::bus::MemoryBus::new(1, 1);
+    let app = build_app(&settings(&store), bus, "http://127.0.0.1:8080".into()).await?;
+    match admin {
+        Admin::CreatePlatform { name, province, .. } => {
+            let creds = app.create_platform(&name, &province).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", serde_json::to_string_pretty(&creds)?);
+        }
+        Admin::ApproveContent { hashes, province, .. } => {
+            for h in &hashes {
+                let h = h.to_ascii_lowercase();
+                anyhow::ensure!(h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()), "{h} is not a sha256 hex digest");
+                app.store.approve_content(&province, &h, app.now()).await.context("Failed to approve content")?;
+            }
+            println!("{}", serde_json::json!({"approved": hashes.len(), "province": province}));
+        }
+        Admin::SetStanding { platform_id, unregistered, banned, .. } => {
+            let since = banned.then(|| app.now());
+            let found = app.store.set_platform_standing(&platform_id, !unregistered, since).await?;
+            anyhow::ensure!(found, "no platform {platform_id}");
+            println!("{}", serde_json::json!({"platform_id": platform_id, "registered": !unregistered, "banned_since": since}));
+        }
+    }
+    app.store.close().await;
+    Ok(())
+}
