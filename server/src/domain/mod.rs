@@ -15,6 +15,8 @@ pub mod time;
 pub mod verdict;
 
 #[cfg(test)]
+mod fold_props;
+#[cfg(test)]
 mod golden_tests;
 #[cfg(test)]
 mod test_support;

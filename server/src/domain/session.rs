@@ -321,7 +321,7 @@ impl SessionFold {
             Reason::NotPlaying
         };
         if seg_end > p_from {
-            r1::add(&mut self.coverage, p_from.max(0), seg_end);
+            r1::add_outside(&mut self.coverage, &self.prior, p_from.max(0), seg_end);
         }
         let video = (seg_end > p_from).then_some([p_from, seg_end]);
         let c_end = from.plus(credited);

@@ -75,6 +75,19 @@ pub fn add(cov: &mut Vec<[i64; 2]>, a: i64, b: i64) {
     *cov = out;
 }
 
+/// Adds to `cov` the parts of `[a, b)` that `prior` does not cover.
+pub fn add_outside(cov: &mut Vec<[i64; 2]>, prior: &[[i64; 2]], a: i64, b: i64) {
+    let mut cur = a;
+    for &[x, y] in prior {
+        if y <= cur || x >= b {
+            continue;
+        }
+        add(cov, cur, x.min(b));
+        cur = cur.max(y);
+    }
+    add(cov, cur, b);
+}
+
 /// Normalises arbitrary intervals into a merged list clipped to `[0, duration]`.
 pub fn normalise(intervals: &[[i64; 2]], duration: i64) -> Vec<[i64; 2]> {
     let mut cov = Vec::new();
@@ -132,6 +145,9 @@ mod tests {
         assert_eq!(total(&c), 35);
         assert_eq!(covered_in(&c, 0, 15), 10);
         assert_eq!(uncovered_in(&c, &[[5, 7]], 0, 15), 3);
+        let mut fresh = vec![];
+        add_outside(&mut fresh, &[[5, 10], [12, 14]], 0, 13);
+        assert_eq!(fresh, vec![[0, 5], [10, 12]]);
         assert_eq!(normalise(&[[-5, 3], [8, 100]], 50), vec![[0, 3], [8, 50]]);
     }
 
