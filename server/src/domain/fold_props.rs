@@ -557,3 +557,32 @@ fn expired_face_recheck_stops_credit_until_a_pass() {
     );
     assert!(v.flagged_for_review);
 }
+
+#[test]
+fn next_server_at_never_sorts_before_the_folded_log() {
+    let mut b = opening();
+    b.watch(5_000, DURATION);
+    let fold = SessionFold::refold(henan(), ctx("s", "l", DURATION), b.events.clone());
+    let last = fold.last_event_at();
+    assert_eq!(
+        fold.next_server_at(last),
+        last.plus(1),
+        "after a client event of the same ms"
+    );
+    assert_eq!(fold.next_server_at(last.plus(7)), last.plus(7));
+    assert_eq!(
+        fold.next_server_at(Millis(0)),
+        last.plus(1),
+        "a lagging clock is moved forward"
+    );
+    b.wait(1).server(EventBody::Signal {
+        name: "s".into(),
+        detail: String::new(),
+    });
+    let fold = SessionFold::refold(henan(), ctx("s", "l", DURATION), b.events.clone());
+    assert_eq!(
+        fold.next_server_at(last.plus(1)),
+        last.plus(1),
+        "after a server event: the same ms is fine"
+    );
+}

@@ -170,3 +170,202 @@ pub fn deadline_ms(profile: &Profile, kind: ChallengeKind) -> i64 {
         ChallengeKind::FaceRecheck => profile.face.recheck_deadline_ms,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::events::{EventBody, FaceMethod, TerminationReason};
+    use crate::domain::session::Applied;
+    use crate::domain::test_support::{ANSWER, LogBuilder, T0, ctx, henan};
+    use crate::domain::time::MINUTE;
+    use crate::domain::verdict::{ChallengeOutcome, Reason};
+
+    /// A tiny deterministic xorshift, standing in for the worker's RNG.
+    fn rng(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
+    #[test]
+    fn draws_stay_within_the_profile_bounds() {
+        let p = henan();
+        let hour = p.lesson_hour_ms();
+        for seed in 1..500_u64 {
+            let mut draw = rng(seed * 7919);
+            let plan = ChallengePlan::draw(&p, &mut draw);
+            assert!(
+                (p.popup.min_delay_ms..=p.popup.max_delay_ms).contains(&plan.popup_after_credit_ms)
+            );
+            assert!(
+                (p.face.recheck_min_ms..=p.face.recheck_max_ms)
+                    .contains(&plan.face_recheck_after_credit_ms)
+            );
+            assert_eq!(
+                plan.snapshot_at_credit_ms.len(),
+                2 * 2,
+                "two 课时 ahead, two points each"
+            );
+            assert!(
+                plan.snapshot_at_credit_ms.windows(2).all(|w| w[0] <= w[1]),
+                "sorted"
+            );
+            for (i, point) in plan.snapshot_at_credit_ms.iter().enumerate() {
+                let h = i64::try_from(i).expect("small") / 2;
+                assert!(
+                    (h * hour..(h + 1) * hour).contains(point),
+                    "point {point} in 课时 {h}"
+                );
+            }
+        }
+        // The draws are spread, not constant.
+        let mut draw = rng(42);
+        let thresholds: Vec<i64> = (0..50)
+            .map(|_| ChallengePlan::draw(&p, &mut draw).popup_after_credit_ms)
+            .collect();
+        assert!(thresholds.iter().min() < thresholds.iter().max());
+    }
+
+    #[test]
+    fn nothing_is_due_before_start_after_end_or_before_a_face_pass() {
+        let p = henan();
+        let mut plan = ChallengePlan::draw(&p, &mut rng(3));
+        plan.popup_after_credit_ms = 0;
+        plan.face_recheck_after_credit_ms = 0;
+        plan.snapshot_at_credit_ms = vec![0];
+        let fold = |b: &LogBuilder| {
+            SessionFold::refold(henan(), ctx("s", "l", 10 * MINUTE), b.events.clone())
+        };
+        let b = LogBuilder::new(T0);
+        assert!(due(&fold(&b), &plan, Millis(T0)).is_empty(), "not started");
+        let mut b = LogBuilder::new(T0);
+        b.start();
+        assert_eq!(
+            due(&fold(&b), &plan, Millis(T0)),
+            vec![ChallengeKind::Snapshot],
+            "no pop-up or re-check before a face pass"
+        );
+        b.face(true, FaceMethod::Face, None);
+        let all = vec![
+            ChallengeKind::Popup,
+            ChallengeKind::Snapshot,
+            ChallengeKind::FaceRecheck,
+        ];
+        assert_eq!(due(&fold(&b), &plan, Millis(T0)), all);
+        b.issue(ChallengeKind::Popup, 60_000);
+        assert_eq!(
+            due(&fold(&b), &plan, Millis(T0)),
+            vec![ChallengeKind::Snapshot, ChallengeKind::FaceRecheck],
+            "one pop-up at a time"
+        );
+        b.end(TerminationReason::Ended);
+        assert!(due(&fold(&b), &plan, Millis(T0)).is_empty(), "ended");
+    }
+
+    #[test]
+    fn after_issue_redraws_only_its_part() {
+        let p = henan();
+        let mut draw = rng(11);
+        let plan = ChallengePlan::draw(&p, &mut draw);
+        // Pop-ups answered every 210 s keep credit flowing past the 300 s gap.
+        let mut b = LogBuilder::opening(T0);
+        let first = plan.snapshot_at_credit_ms[0];
+        b.watch(first + 5_000, 60 * MINUTE);
+        let fold = SessionFold::refold(henan(), ctx("s", "l", 60 * MINUTE), b.events.clone());
+        assert!(due(&fold, &plan, Millis(b.t)).contains(&ChallengeKind::Snapshot));
+        let mut next = plan.clone();
+        next.after_issue(ChallengeKind::Snapshot, &fold, &mut draw);
+        assert_eq!(
+            next.snapshot_at_credit_ms[0], plan.snapshot_at_credit_ms[1],
+            "the reached point is used up"
+        );
+        assert_eq!(next.popup_after_credit_ms, plan.popup_after_credit_ms);
+        let mut again = plan.clone();
+        again.after_issue(ChallengeKind::Popup, &fold, &mut draw);
+        assert_eq!(again.snapshot_at_credit_ms, plan.snapshot_at_credit_ms);
+        assert!(
+            (p.popup.min_delay_ms..=p.popup.max_delay_ms).contains(&again.popup_after_credit_ms)
+        );
+    }
+
+    /// A worker loop over a 45-minute lesson: an honest learner answering whatever the
+    /// scheduler issues earns the whole lesson, and R3 and R6 hold by construction.
+    #[test]
+    fn a_scheduled_honest_session_never_overruns_the_gap() {
+        let p = henan();
+        let duration = 45 * MINUTE;
+        for seed in [1_u64, 77, 4242, 99_991] {
+            let mut draw = rng(seed);
+            let mut plan = ChallengePlan::draw(&p, &mut draw);
+            let mut b = LogBuilder::opening(T0);
+            b.popup_every = None;
+            let mut fold =
+                SessionFold::refold(p.clone(), ctx("s", "l", duration), b.events.clone());
+            let mut folded = b.events.len();
+            while b.pos < duration {
+                b.watch(5_000, duration);
+                for e in &b.events[folded..] {
+                    assert_eq!(fold.apply(e), Applied::Applied);
+                }
+                folded = b.events.len();
+                for kind in due(&fold, &plan, Millis(b.t)) {
+                    // Stamp server events after the heartbeat just folded (same ms sorts
+                    // server first), as the worker must.
+                    let at = fold.next_server_at(Millis(b.t));
+                    b.wait(at.0 - b.t);
+                    let nonce = b.issue(kind, deadline_ms(&p, kind));
+                    match kind {
+                        ChallengeKind::Popup => {
+                            b.pause().wait(4_000).answer(&nonce, ANSWER).play();
+                        }
+                        ChallengeKind::Snapshot => {
+                            b.wait(500);
+                            let snapshot_id = format!("img-{}", b.t);
+                            b.server(EventBody::SnapshotStored {
+                                nonce,
+                                snapshot_id,
+                                sha256: "cd".repeat(32),
+                            });
+                        }
+                        ChallengeKind::FaceRecheck => {
+                            b.wait(2_000).face(true, FaceMethod::Face, Some(nonce));
+                        }
+                    }
+                    for e in &b.events[folded..] {
+                        assert_eq!(fold.apply(e), Applied::Applied);
+                    }
+                    folded = b.events.len();
+                    plan.after_issue(kind, &fold, &mut draw);
+                }
+            }
+            b.end(TerminationReason::Completed);
+            let v = SessionFold::replay(p.clone(), ctx("s", "l", duration), b.events.clone());
+            assert_eq!(v.credited_ms, duration, "seed {seed}");
+            assert!(
+                v.uncredited
+                    .iter()
+                    .all(|t| t.reason != Reason::PopupOverdue),
+                "seed {seed}"
+            );
+            assert!(
+                v.challenges
+                    .iter()
+                    .all(|c| c.outcome == ChallengeOutcome::Confirmed),
+                "seed {seed}"
+            );
+            assert!(
+                v.snapshots.len() >= 2,
+                "two snapshots in the first 课时 (seed {seed})"
+            );
+            assert!(
+                v.challenges
+                    .iter()
+                    .any(|c| c.kind == ChallengeKind::FaceRecheck),
+                "seed {seed}"
+            );
+        }
+    }
+}

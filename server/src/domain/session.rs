@@ -866,6 +866,17 @@ impl SessionFold {
         }
     }
 
+    /// The earliest server time at which a server event (a timer, a challenge) can be
+    /// appended without sorting before what was already folded: `now`, moved past the last
+    /// folded event (a server event sorts before a client event of the same millisecond).
+    pub fn next_server_at(&self, now: Millis) -> Millis {
+        match self.last_key {
+            Some((at, Origin::Client, _)) if now <= at => at.plus(1),
+            Some((at, Origin::Server | Origin::Client, _)) => now.max(at),
+            None => now,
+        }
+    }
+
     pub fn outstanding(&self) -> Vec<Outstanding> {
         self.outstanding.clone()
     }
