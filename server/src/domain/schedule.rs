@@ -25,6 +25,12 @@ pub struct ChallengePlan {
     pub face_recheck_after_credit_ms: i64,
     /// 课时 windows `[0, snapshot_hours_drawn)` already have their points drawn.
     pub snapshot_hours_drawn: i64,
+    /// Credited time of the enrolment before this session, modulo one 课时: the 课时 grid
+    /// is the enrolment's (R6, R8), so window k of this session's credit is
+    /// `[max(0, k·hour − offset), (k+1)·hour − offset)`.
+    pub lesson_hour_offset_ms: i64,
+    /// Snapshots the first (already started) 课时 still needs.
+    pub first_hour_needs: u32,
 }
 
 /// A uniform draw in `[lo, hi]` (inclusive) from a uniform u64.
@@ -37,8 +43,24 @@ fn uniform(lo: i64, hi: i64, draw: &mut dyn FnMut() -> u64) -> i64 {
 }
 
 impl ChallengePlan {
-    /// Draws a fresh plan. `draw` yields uniform random u64s.
+    /// Draws a fresh plan for a learner's first credited time (the 课时 grid starts with this
+    /// session). `draw` yields uniform random u64s.
     pub fn draw(profile: &Profile, draw: &mut dyn FnMut() -> u64) -> ChallengePlan {
+        Self::draw_continuing(profile, 0, 0, draw)
+    }
+
+    /// Draws a fresh plan for a session that continues an enrolment: `enrolment_credited_ms`
+    /// is the credited time of the learner's earlier sessions in the class and
+    /// `snapshots_in_current_hour` the snapshots already taken inside the 课时 it falls in, so
+    /// that each 课时 of the enrolment gets its `snapshots.per_lesson_hour` snapshots even when
+    /// sessions are shorter than a 课时.
+    pub fn draw_continuing(
+        profile: &Profile,
+        enrolment_credited_ms: i64,
+        snapshots_in_current_hour: u32,
+        draw: &mut dyn FnMut() -> u64,
+    ) -> ChallengePlan {
+        let offset = enrolment_credited_ms.max(0) % profile.lesson_hour_ms();
         let mut plan = ChallengePlan {
             popup_after_credit_ms: uniform(
                 profile.popup.min_delay_ms,
@@ -52,6 +74,11 @@ impl ChallengePlan {
                 draw,
             ),
             snapshot_hours_drawn: 0,
+            lesson_hour_offset_ms: offset,
+            first_hour_needs: profile
+                .snapshots
+                .per_lesson_hour
+                .saturating_sub(snapshots_in_current_hour),
         };
         plan.draw_snapshot_hours(profile, 0, draw);
         plan
@@ -65,12 +92,17 @@ impl ChallengePlan {
         draw: &mut dyn FnMut() -> u64,
     ) {
         let hour = profile.lesson_hour_ms();
-        let want = credited_ms / hour + HOURS_AHEAD;
+        let offset = self.lesson_hour_offset_ms;
+        let want = (credited_ms + offset) / hour + HOURS_AHEAD;
         while self.snapshot_hours_drawn < want {
             let h = self.snapshot_hours_drawn;
-            let mut points: Vec<i64> = (0..profile.snapshots.per_lesson_hour)
-                .map(|_| uniform(h * hour, (h + 1) * hour - 1, draw))
-                .collect();
+            let (lo, hi) = ((h * hour - offset).max(0), (h + 1) * hour - offset - 1);
+            let n = if h == 0 {
+                self.first_hour_needs
+            } else {
+                profile.snapshots.per_lesson_hour
+            };
+            let mut points: Vec<i64> = (0..n).map(|_| uniform(lo, hi, draw)).collect();
             points.sort_unstable();
             self.snapshot_at_credit_ms.extend(points);
             self.snapshot_hours_drawn += 1;
@@ -227,6 +259,32 @@ mod tests {
             .map(|_| ChallengePlan::draw(&p, &mut draw).popup_after_credit_ms)
             .collect();
         assert!(thresholds.iter().min() < thresholds.iter().max());
+    }
+
+    #[test]
+    fn a_continuing_session_follows_the_enrolments_lesson_hour_grid() {
+        let p = henan();
+        let hour = p.lesson_hour_ms();
+        for seed in 1..200_u64 {
+            let mut draw = rng(seed * 104_729);
+            // 30 minutes of the current 课时 already earned, one snapshot already taken.
+            let plan = ChallengePlan::draw_continuing(&p, 3 * hour + 30 * MINUTE, 1, &mut draw);
+            let points = &plan.snapshot_at_credit_ms;
+            assert_eq!(
+                points.len(),
+                1 + 2,
+                "one more for this 课时, two for the next"
+            );
+            assert!(
+                points[0] < 10 * MINUTE,
+                "inside the 10 minutes left of this 课时"
+            );
+            assert!(
+                points[1..]
+                    .iter()
+                    .all(|p| (10 * MINUTE..50 * MINUTE).contains(p))
+            );
+        }
     }
 
     #[test]
