@@ -72,7 +72,7 @@ fn build(first_face: bool, acts: &[Act]) -> Vec<Event> {
             1..=7 => {
                 match d {
                     2 => b.pos += a,
-                    3 => b.pos = (b.pos - a / 4).max(0),
+                    3 => b.pos -= a / 4,
                     _ => {}
                 }
                 b.playing = !(x && y && d == 1) && b.playing;
@@ -374,6 +374,8 @@ proptest! {
                 }
             }
         }
+        prop_assert_eq!(fold.credited_ms(), v.credited_ms, "the accessor agrees with the timeline");
+        prop_assert_eq!(fold.credit_since_popup_ms(), v.provisional_ms);
         let incremental = serde_json::to_vec(&fold.verdict()).expect("serialise");
         prop_assert_eq!(&bytes, &incremental);
     }

@@ -301,7 +301,8 @@ impl SessionFold {
     fn credit_interval(&mut self, from: Millis, t: Millis, p_end: i64, ev: &EventRef) {
         let wall = t.saturating_sub(from);
         let dur = self.ctx.lesson_duration_ms;
-        let p_from = self.position;
+        // Positions are claims: nothing before the start of the video is coverage.
+        let p_from = self.position.max(0);
         let seg_end = p_end.min(dur);
         let (new, overlap) = if seg_end > p_from {
             let n = r1::uncovered_in(&self.prior, &self.coverage, p_from, seg_end);
@@ -321,7 +322,7 @@ impl SessionFold {
             Reason::NotPlaying
         };
         if seg_end > p_from {
-            r1::add_outside(&mut self.coverage, &self.prior, p_from.max(0), seg_end);
+            r1::add_outside(&mut self.coverage, &self.prior, p_from, seg_end);
         }
         let video = (seg_end > p_from).then_some([p_from, seg_end]);
         let c_end = from.plus(credited);
