@@ -278,3 +278,100 @@ pub fn enrolment_verdict(profile: &Profile, input: &EnrolmentInput) -> Enrolment
         reviewed_by: vec![],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::events::{FaceMethod, TerminationReason};
+    use crate::domain::test_support::{LogBuilder, T0, ctx, fold, henan, honest};
+
+    fn one_lesson(
+        profile: &Profile,
+        sessions: Vec<SessionVerdict>,
+        duration: i64,
+    ) -> EnrolmentVerdict {
+        let input = EnrolmentInput {
+            enrolment_id: EnrolmentId::from("e"),
+            learner_id: LearnerId::from("learner-1"),
+            planned_total_hours: 10,
+            planned_online_hours: 4,
+            lessons: vec![LessonInput {
+                lesson_id: LessonId::from("lesson-1"),
+                position: 1,
+                duration_ms: duration,
+                sessions,
+            }],
+        };
+        enrolment_verdict(profile, &input)
+    }
+
+    #[test]
+    fn a_lesson_hour_without_its_snapshots_earns_nothing() {
+        let p = henan();
+        let hour = p.lesson_hour_ms();
+        let one_snapshot = honest(T0, hour, &[hour / 2]);
+        let v = one_lesson(
+            &p,
+            vec![fold(ctx("s", "lesson-1", hour), &one_snapshot)],
+            hour,
+        );
+        assert_eq!(v.lesson_hour_records.len(), 1);
+        assert_eq!(
+            v.lesson_hour_records[0].reason,
+            Some(Reason::MissingSnapshots)
+        );
+        assert_eq!(v.lesson_hours, 0);
+        assert_eq!(v.credited_ms, 0, "credited after R6");
+        assert_eq!(v.rules[5].status, RuleStatus::Violated);
+        assert!(!v.counts);
+    }
+
+    #[test]
+    fn sessions_add_up_across_a_lesson_hour_and_no_cap_is_not_applicable() {
+        let hc = Profile::latest("huangchuan-2021").expect("huangchuan");
+        let hour = hc.lesson_hour_ms();
+        // Two sessions of the same lesson: the first stops half way with one snapshot, the
+        // second resumes from there (prior coverage) with another.
+        let mut first = LogBuilder::opening(T0);
+        first.snapshot_at = vec![5 * 60_000];
+        first.watch(hour / 2, hour).end(TerminationReason::Ended);
+        let a = crate::domain::session::SessionFold::replay(
+            hc.clone(),
+            ctx("s-a", "lesson-1", hour),
+            first.events.clone(),
+        );
+        // The player resumes where the first session stopped.
+        let mut second = LogBuilder::new(T0 + 2 * hour);
+        second.pos = hour / 2;
+        second
+            .start()
+            .wait(1_000)
+            .face(true, FaceMethod::Face, None)
+            .wait(1_000)
+            .play();
+        second.snapshot_at = vec![hour / 2 + 5 * 60_000];
+        second.watch(hour, hour).end(TerminationReason::Completed);
+        let mut c = ctx("s-b", "lesson-1", hour);
+        c.prior_coverage = a.coverage.clone();
+        let b = crate::domain::session::SessionFold::replay(hc.clone(), c, second.events.clone());
+        assert_eq!(
+            a.credited_ms + b.credited_ms,
+            hour,
+            "b's re-watched second earns nothing twice"
+        );
+        assert_eq!(
+            b.uncredited
+                .iter()
+                .find(|t| t.reason == Reason::AlreadyCovered)
+                .map(|t| t.ms),
+            Some(1_000)
+        );
+        let v = one_lesson(&hc, vec![b, a], hour);
+        assert_eq!(v.lesson_hours, 1);
+        assert_eq!(v.lesson_hour_records[0].snapshot_ids.len(), 2);
+        assert!(v.lessons[0].complete && v.counts);
+        assert_eq!(v.online_cap_hours, None);
+        assert_eq!(v.rules[6].status, RuleStatus::NotApplicable);
+        assert_eq!(v.online_share_permille, 100);
+    }
+}
