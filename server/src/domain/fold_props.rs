@@ -4,6 +4,7 @@
 //! verdict's numbers and timeline obey RULES.md whatever the log, and replay is deterministic.
 
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
 use super::events::{ChallengeKind, Event, EventBody, FaceMethod, Origin, TerminationReason};
 use super::ids::SessionId;
@@ -322,7 +323,12 @@ fn acts() -> impl Strategy<Value = Vec<Act>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // Failures persist next to this file (inside the domain), not at the crate root.
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn verdicts_obey_the_rules(first_face in any::<bool>(), acts in acts(), prior in prop::option::of((0i64..DURATION, 0i64..100_000))) {

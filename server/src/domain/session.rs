@@ -12,8 +12,14 @@
 //! real claim is still checked against the anchor. Then the event changes the state.
 //!
 //! Events after `Terminated` are counted and their evidence (answers, snapshots, signals)
-//! recorded, and they extend the timeline with `session_ended` spans (never credited), so the
-//! partition always reaches the last folded event.
+//! recorded, and they extend the timeline with `session_ended` (or `lease_lost`) spans, never
+//! credited, so the partition always reaches the last folded event.
+//!
+//! Ends: at `ended`, `completed` or `server` the provisional credit since the last confirmed
+//! pop-up stays credited; at `lease_expired` or `superseded` it is relabelled `lease_lost`
+//! (nobody confirmed attention for it). A session `counts` when any credit is left: every
+//! credited millisecond already survived every rule, since violations void exactly the time
+//! they affect (R5–R8 are judged by the enrolment fold).
 
 use std::collections::{BTreeMap, BTreeSet};
 
