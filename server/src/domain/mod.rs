@@ -14,6 +14,13 @@ pub mod session;
 pub mod time;
 pub mod verdict;
 
+#[cfg(test)]
+mod fold_props;
+#[cfg(test)]
+mod golden_tests;
+#[cfg(test)]
+mod test_support;
+
 pub use events::{ChallengeKind, Event, EventBody, Origin, TerminationReason};
 pub use ids::{ClassId, CourseId, EnrolmentId, LearnerId, LessonId, PlatformId, SessionId};
 pub use profile::{Profile, ProfileError, ProfileRef};

@@ -236,10 +236,10 @@ impl Profile {
         if self.fast_forward.max_rate <= 0.0 || !(0.0..=1.0).contains(&self.fast_forward.drift_tolerance_ratio) {
             return bad("fast_forward.max_rate must be positive and drift_tolerance_ratio in 0..=1");
         }
-        if let Some(cap) = &self.online_cap {
-            if !(0.0..=1.0).contains(&cap.max_online_share) {
-                return bad("online_cap.max_online_share must be within 0..=1");
-            }
+        if let Some(cap) = &self.online_cap
+            && !(0.0..=1.0).contains(&cap.max_online_share)
+        {
+            return bad("online_cap.max_online_share must be within 0..=1");
         }
         if self.single_window.lease_ttl_ms <= 0 || self.snapshots.answer_deadline_ms <= 0 {
             return bad("lease TTL and snapshot deadline must be positive");

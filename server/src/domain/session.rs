@@ -1,11 +1,41 @@
 //! The per-session state machine: a deterministic fold of a session's event log under its
-//! policy profile. PLACEHOLDER BODY: the full fold is being written (see rules/).
+//! policy profile. Invariants: the timeline partitions server time from `SessionStarted` to
+//! the last folded event into contiguous spans, each credited XOR carrying a [`Reason`];
+//! every credited millisecond passed all gates (R1–R4) at the time it accrued; the state is
+//! compact (no event list is kept) and ordered, so a replay is byte-for-byte identical.
+//!
+//! How an interval is judged: at each event at server time `t`, the interval since the
+//! previous event is judged with the state as it was *before* the event (the gates), and the
+//! event's position claim (if it carries one) is checked against the R1 anchor. Events without
+//! a position (server events, answers) extrapolate the position at the playback rate (capped
+//! at `max_rate`) from server time, so a timer in mid-playback does not cut coverage; the next
+//! real claim is still checked against the anchor. Then the event changes the state.
+//!
+//! Events after `Terminated` are counted and their evidence (answers, snapshots, signals)
+//! recorded, and they extend the timeline with `session_ended` (or `lease_lost`) spans, never
+//! credited, so the partition always reaches the last folded event.
+//!
+//! Ends: at `ended`, `completed` or `server` the provisional credit since the last confirmed
+//! pop-up stays credited; at `lease_expired` or `superseded` it is relabelled `lease_lost`
+//! (nobody confirmed attention for it). A session `counts` when any credit is left: every
+//! credited millisecond already survived every rule, since violations void exactly the time
+//! they affect (R5–R8 are judged by the enrolment fold).
 
-use super::events::{ChallengeKind, Event};
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::events::{ChallengeKind, Event, EventBody, Origin, TerminationReason};
 use super::ids::{LearnerId, LessonId, SessionId};
 use super::profile::Profile;
+use super::rules::r1_no_fast_forward as r1;
+use super::rules::r2_single_window as r2;
+use super::rules::r3_popup_check as r3;
+use super::rules::r4_face_liveness::{self as r4, FaceState};
+use super::rules::{not_applicable, result};
 use super::time::Millis;
-use super::verdict::SessionVerdict;
+use super::verdict::{
+    ChallengeOutcome, ChallengeRecord, EventRef, FaceCheckRecord, Finding, Reason, ReasonTotal,
+    RuleId, SessionVerdict, SignalRecord, SnapshotRecord, Span,
+};
 
 /// What the fold needs to know besides the log: fixed when the session is created.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -24,7 +54,8 @@ pub struct SessionContext {
 pub enum Applied {
     /// Folded.
     Applied,
-    /// Already folded (same `(origin, seq)`); nothing changed.
+    /// Already folded (same `(origin, seq)`, or a seq at or below the origin's highest folded
+    /// one); nothing changed.
     Duplicate,
     /// Sorts before the last folded event: the caller must re-fold the whole log
     /// (`SessionFold::replay`) with this event included. Nothing changed.
@@ -46,82 +77,849 @@ pub struct Outstanding {
 pub struct SessionFold {
     profile: Profile,
     ctx: SessionContext,
+    /// `ctx.prior_coverage`, normalised.
+    prior: Vec<[i64; 2]>,
+    started_at: Option<Millis>,
+    /// Server time of the last folded event.
+    last_at: Millis,
+    last_key: Option<(Millis, Origin, u64)>,
+    max_seq_server: u64,
+    max_seq_client: u64,
+    events_folded: u64,
+    termination: Option<(Millis, TerminationReason)>,
+    face: FaceState,
+    playing: bool,
+    visible: bool,
+    focused: bool,
+    rate_permille: i32,
+    /// Last known video position (claimed, or extrapolated between claims).
+    position: i64,
+    /// R1 anchor `(t_a, p_a)`; `None` while not playing.
+    anchor: Option<(Millis, i64)>,
+    /// Video newly covered in this session (merged).
+    coverage: Vec<[i64; 2]>,
+    credited_ms: i64,
+    credit_since_popup: i64,
+    credit_since_face: i64,
+    /// Timeline index where the provisional window (since the last confirmed pop-up) starts;
+    /// spans before it are never merged with or relabelled by later ones.
+    popup_barrier: usize,
+    overdue_reported: bool,
+    timeline: Vec<Span>,
+    outstanding: Vec<Outstanding>,
+    challenges: Vec<ChallengeRecord>,
+    face_checks: Vec<FaceCheckRecord>,
+    snapshots: Vec<SnapshotRecord>,
+    signals: Vec<SignalRecord>,
+    flagged: bool,
+    findings: BTreeMap<RuleId, Vec<Finding>>,
+    violated: BTreeSet<RuleId>,
 }
 
 impl SessionFold {
     pub fn new(profile: Profile, ctx: SessionContext) -> Self {
-        SessionFold { profile, ctx }
+        let prior = r1::normalise(&ctx.prior_coverage, ctx.lesson_duration_ms);
+        SessionFold {
+            profile,
+            ctx,
+            prior,
+            started_at: None,
+            last_at: Millis(0),
+            last_key: None,
+            max_seq_server: 0,
+            max_seq_client: 0,
+            events_folded: 0,
+            termination: None,
+            face: FaceState::Required,
+            playing: false,
+            // The page is open and in front when a session starts; the SDK reports changes.
+            visible: true,
+            focused: true,
+            rate_permille: 1000,
+            position: 0,
+            anchor: None,
+            coverage: Vec::new(),
+            credited_ms: 0,
+            credit_since_popup: 0,
+            credit_since_face: 0,
+            popup_barrier: 0,
+            overdue_reported: false,
+            timeline: Vec::new(),
+            outstanding: Vec::new(),
+            challenges: Vec::new(),
+            face_checks: Vec::new(),
+            snapshots: Vec::new(),
+            signals: Vec::new(),
+            flagged: false,
+            findings: BTreeMap::new(),
+            violated: BTreeSet::new(),
+        }
     }
 
-    pub fn apply(&mut self, _event: &Event) -> Applied {
+    /// Folds one event, or says why not (see [`Applied`]).
+    pub fn apply(&mut self, event: &Event) -> Applied {
+        if event.seq <= self.last_seq(event.origin) {
+            return Applied::Duplicate;
+        }
+        if self.last_key.is_some_and(|k| event.order_key() < k) {
+            return Applied::OutOfOrder;
+        }
+        match event.origin {
+            Origin::Server => self.max_seq_server = event.seq,
+            Origin::Client => self.max_seq_client = event.seq,
+        }
+        self.last_key = Some(event.order_key());
+        self.events_folded += 1;
+        self.fold(event);
         Applied::Applied
     }
 
-    pub fn replay(profile: Profile, ctx: SessionContext, events: impl IntoIterator<Item = Event>) -> SessionVerdict {
-        let mut fold = SessionFold::new(profile, ctx);
-        for e in events {
-            fold.apply(&e);
-        }
-        fold.verdict()
+    /// Sorts by [`Event::order_key`], drops duplicates, folds, and returns the verdict.
+    pub fn replay(
+        profile: Profile,
+        ctx: SessionContext,
+        events: impl IntoIterator<Item = Event>,
+    ) -> SessionVerdict {
+        Self::refold(profile, ctx, events).verdict()
     }
 
+    /// Like [`SessionFold::replay`] but returns the fold, so a worker can go on applying.
+    pub fn refold(
+        profile: Profile,
+        ctx: SessionContext,
+        events: impl IntoIterator<Item = Event>,
+    ) -> SessionFold {
+        let mut events: Vec<Event> = events.into_iter().collect();
+        events.sort_by_key(Event::order_key);
+        events.dedup_by_key(|e| e.id());
+        let mut fold = SessionFold::new(profile, ctx);
+        for e in &events {
+            fold.apply(e);
+        }
+        fold
+    }
+
+    fn fold(&mut self, e: &Event) {
+        let ev = EventRef {
+            origin: e.origin,
+            seq: e.seq,
+            at: e.at,
+        };
+        if self.started_at.is_some() && e.at > self.last_at {
+            self.account(e.at, claim(&e.body), &ev);
+        }
+        if self.started_at.is_some() || matches!(e.body, EventBody::SessionStarted) {
+            self.last_at = self.last_at.max(e.at);
+        }
+        self.apply_body(e, &ev);
+    }
+
+    /// The first failing credit condition, in the documented priority order.
+    fn gate(&self) -> Option<Reason> {
+        if let Some((_, why)) = self.termination {
+            return Some(match why {
+                TerminationReason::Ended
+                | TerminationReason::Completed
+                | TerminationReason::Server => Reason::SessionEnded,
+                TerminationReason::LeaseExpired | TerminationReason::Superseded => {
+                    Reason::LeaseLost
+                }
+            });
+        }
+        if let Some(r) = r4::gate(self.profile.face.required_before_credit, self.face) {
+            return Some(r);
+        }
+        if self
+            .outstanding
+            .iter()
+            .any(|o| o.kind == ChallengeKind::Popup)
+        {
+            return Some(Reason::PopupPending);
+        }
+        if let Some(r) = r2::page_gate(self.visible, self.focused) {
+            return Some(r);
+        }
+        if r1::rate_exceeds(&self.profile, self.rate_permille) {
+            return Some(Reason::PlaybackRate);
+        }
+        if !self.playing {
+            return Some(Reason::NotPlaying);
+        }
+        None
+    }
+
+    fn furthest(&self) -> i64 {
+        let a = self.prior.last().map_or(0, |c| c[1]);
+        let b = self.coverage.last().map_or(0, |c| c[1]);
+        a.max(b)
+    }
+
+    /// Judges the interval `[last_at, t]` and moves the position to the claim (or estimate).
+    fn account(&mut self, t: Millis, claim: Option<i64>, ev: &EventRef) {
+        let from = self.last_at;
+        let wall = t.saturating_sub(from);
+        let gate = self.gate();
+        let p_end = match claim {
+            Some(p) => p,
+            None if self.playing => {
+                let rate = i64::from(self.rate_permille.max(0))
+                    .min(r1::max_rate_permille(&self.profile).max(0));
+                self.position + wall * rate / 1000
+            }
+            None => self.position,
+        };
+        let mut violation = false;
+        if let Some(p) = claim {
+            // Above-rate playback is already judged by the rate itself.
+            if gate != Some(Reason::PlaybackRate) {
+                let allowed = r1::allowed_position(&self.profile, self.anchor, self.position, t);
+                if r1::is_fast_forward(&self.profile, allowed, self.furthest(), p)
+                    && self.termination.is_none()
+                {
+                    violation = true;
+                    let detail = format!(
+                        "reported position {p} ms, at most {allowed} ms allowed by server time"
+                    );
+                    self.find(
+                        RuleId::R1NoFastForward,
+                        Reason::FastForward,
+                        ev,
+                        detail,
+                        true,
+                    );
+                }
+            }
+        }
+        match gate {
+            Some(reason) => self.push_span(from, t, false, Some(reason), None, ev),
+            None if violation => {
+                self.push_span(from, t, false, Some(Reason::FastForward), None, ev)
+            }
+            None => self.credit_interval(from, t, p_end, ev),
+        }
+        self.position = p_end;
+        if (gate.is_some() || violation) && self.playing {
+            self.anchor = Some((t, p_end));
+        }
+    }
+
+    /// An interval in which every gate held and the claim was accepted.
+    fn credit_interval(&mut self, from: Millis, t: Millis, p_end: i64, ev: &EventRef) {
+        let wall = t.saturating_sub(from);
+        let dur = self.ctx.lesson_duration_ms;
+        // Positions are claims: nothing before the start of the video is coverage.
+        let p_from = self.position.max(0);
+        let seg_end = p_end.min(dur);
+        let (new, overlap) = if seg_end > p_from {
+            let n = r1::uncovered_in(&self.prior, &self.coverage, p_from, seg_end);
+            (n, seg_end - p_from - n)
+        } else {
+            (0, 0)
+        };
+        // Credit is new coverage, never more than the server time that passed.
+        let gained = new.min(wall);
+        let credited = gained.min(r3::gap_room(&self.profile, self.credit_since_popup));
+        let overdue = gained - credited;
+        let rest = if overlap > 0 {
+            Reason::AlreadyCovered
+        } else if p_end > dur {
+            Reason::VideoEnded
+        } else {
+            Reason::NotPlaying
+        };
+        if seg_end > p_from {
+            r1::add_outside(&mut self.coverage, &self.prior, p_from, seg_end);
+        }
+        let video = (seg_end > p_from).then_some([p_from, seg_end]);
+        let c_end = from.plus(credited);
+        let o_end = c_end.plus(overdue);
+        self.push_span(from, c_end, true, None, video, ev);
+        self.push_span(c_end, o_end, false, Some(Reason::PopupOverdue), None, ev);
+        self.push_span(o_end, t, false, Some(rest), None, ev);
+        self.credited_ms += credited;
+        self.credit_since_popup += credited;
+        self.credit_since_face += credited;
+        if overdue > 0 && !self.overdue_reported {
+            self.overdue_reported = true;
+            let detail = format!(
+                "no confirmed pop-up within {} ms of credited time",
+                self.profile.popup.max_gap_ms
+            );
+            self.find(RuleId::R3PopupCheck, Reason::PopupOverdue, ev, detail, true);
+        }
+    }
+
+    fn push_span(
+        &mut self,
+        from: Millis,
+        to: Millis,
+        credited: bool,
+        reason: Option<Reason>,
+        video: Option<[i64; 2]>,
+        ev: &EventRef,
+    ) {
+        if to <= from {
+            return;
+        }
+        let span = Span {
+            from,
+            to,
+            video,
+            credited,
+            reason,
+            evidence: Some(ev.clone()),
+        };
+        if self.timeline.len() > self.popup_barrier
+            && let Some(last) = self.timeline.last_mut()
+            && merge(last, &span)
+        {
+            return;
+        }
+        self.timeline.push(span);
+    }
+
+    /// Relabels every credited span of the provisional window as uncredited `reason`, and
+    /// starts a new window. Returns the voided ms.
+    fn void_provisional(&mut self, reason: Reason, ev: &EventRef) -> i64 {
+        let mut voided = 0;
+        let tail: Vec<Span> = self.timeline.drain(self.popup_barrier..).collect();
+        for mut s in tail {
+            if s.credited {
+                voided += s.to.saturating_sub(s.from);
+                s.credited = false;
+                s.reason = Some(reason);
+                s.evidence = Some(ev.clone());
+            }
+            let merged = self.timeline.len() > self.popup_barrier
+                && self.timeline.last_mut().is_some_and(|l| merge(l, &s));
+            if !merged {
+                self.timeline.push(s);
+            }
+        }
+        self.credited_ms -= voided;
+        self.credit_since_face = (self.credit_since_face - voided).max(0);
+        self.confirm_window();
+        voided
+    }
+
+    /// Starts a new provisional window: what came before is final.
+    fn confirm_window(&mut self) {
+        self.credit_since_popup = 0;
+        self.popup_barrier = self.timeline.len();
+        self.overdue_reported = false;
+    }
+
+    fn find(&mut self, rule: RuleId, code: Reason, ev: &EventRef, detail: String, violates: bool) {
+        self.findings.entry(rule).or_default().push(Finding {
+            code,
+            at: ev.at,
+            evidence: vec![ev.clone()],
+            detail,
+        });
+        if violates {
+            self.violated.insert(rule);
+        }
+    }
+
+    fn running(&self) -> bool {
+        self.started_at.is_some() && self.termination.is_none()
+    }
+
+    fn set_rate(&mut self, t: Millis, rate_permille: i32, ev: &EventRef) {
+        let before = r1::rate_exceeds(&self.profile, self.rate_permille);
+        self.rate_permille = rate_permille;
+        let after = r1::rate_exceeds(&self.profile, rate_permille);
+        if after && !before && self.running() {
+            let detail = format!(
+                "playback rate {rate_permille}‰ above the maximum {}‰",
+                r1::max_rate_permille(&self.profile)
+            );
+            self.find(
+                RuleId::R1NoFastForward,
+                Reason::PlaybackRate,
+                ev,
+                detail,
+                true,
+            );
+        }
+        if after != before && self.playing {
+            self.anchor = Some((t, self.position));
+        }
+    }
+
+    fn set_playing(&mut self, t: Millis, playing: bool, position: i64) {
+        self.position = position;
+        if playing && !self.playing {
+            self.anchor = Some((t, position));
+        }
+        if !playing {
+            self.anchor = None;
+        }
+        self.playing = playing;
+    }
+
+    fn set_page(&mut self, visible: bool, focused: bool, ev: &EventRef) {
+        if self.running() && self.visible && !visible {
+            self.find(
+                RuleId::R2SingleWindow,
+                Reason::PageHidden,
+                ev,
+                "page hidden".to_owned(),
+                false,
+            );
+        } else if self.running() && self.visible && visible && self.focused && !focused {
+            self.find(
+                RuleId::R2SingleWindow,
+                Reason::WindowUnfocused,
+                ev,
+                "window lost focus".to_owned(),
+                false,
+            );
+        }
+        self.visible = visible;
+        self.focused = focused;
+    }
+
+    fn take_outstanding(&mut self, nonce: &str) -> Option<Outstanding> {
+        let i = self.outstanding.iter().position(|o| o.nonce == nonce)?;
+        Some(self.outstanding.remove(i))
+    }
+
+    /// Removes the outstanding challenge `nonce` only if it is of `kind`.
+    fn take_outstanding_kind(&mut self, nonce: &str, kind: ChallengeKind) -> Option<Outstanding> {
+        let i = self
+            .outstanding
+            .iter()
+            .position(|o| o.nonce == nonce && o.kind == kind)?;
+        Some(self.outstanding.remove(i))
+    }
+
+    fn resolve(&mut self, nonce: &str, outcome: ChallengeOutcome, answered_at: Option<Millis>) {
+        if let Some(c) = self.challenges.iter_mut().rev().find(|c| c.nonce == nonce) {
+            c.outcome = outcome;
+            c.answered_at = answered_at;
+            c.response_ms = answered_at.map(|a| a.saturating_sub(c.issued_at));
+        }
+    }
+
+    fn popup_missed(
+        &mut self,
+        o: &Outstanding,
+        ev: &EventRef,
+        why: &str,
+        answered_at: Option<Millis>,
+    ) {
+        self.resolve(&o.nonce, ChallengeOutcome::Missed, answered_at);
+        let voided = self.void_provisional(Reason::PopupMissed, ev);
+        let detail = format!(
+            "pop-up {} {why}; {voided} ms since the last confirmed check voided",
+            o.nonce
+        );
+        self.find(RuleId::R3PopupCheck, Reason::PopupMissed, ev, detail, true);
+    }
+
+    fn face_failed(&mut self, ev: &EventRef, detail: String) {
+        self.face = FaceState::Failed;
+        self.flagged = true;
+        self.credit_since_face = 0;
+        self.find(
+            RuleId::R4FaceLiveness,
+            Reason::FaceCheckFailed,
+            ev,
+            detail,
+            true,
+        );
+    }
+
+    fn apply_body(&mut self, e: &Event, ev: &EventRef) {
+        let t = e.at;
+        match &e.body {
+            EventBody::SessionStarted => {
+                if self.started_at.is_none() {
+                    self.started_at = Some(t);
+                    self.last_at = t;
+                }
+            }
+            EventBody::ChallengeIssued {
+                nonce,
+                kind,
+                deadline,
+                expected,
+            } => {
+                self.outstanding.push(Outstanding {
+                    nonce: nonce.clone(),
+                    kind: *kind,
+                    issued_at: t,
+                    deadline: *deadline,
+                    expected: expected.clone(),
+                });
+                self.challenges.push(ChallengeRecord {
+                    nonce: nonce.clone(),
+                    kind: *kind,
+                    issued_at: t,
+                    deadline: *deadline,
+                    answered_at: None,
+                    response_ms: None,
+                    outcome: ChallengeOutcome::Pending,
+                });
+            }
+            EventBody::ChallengeExpired { nonce } => {
+                if let Some(o) = self.take_outstanding(nonce) {
+                    match o.kind {
+                        ChallengeKind::Popup => self.popup_missed(&o, ev, "expired", None),
+                        ChallengeKind::Snapshot => {
+                            self.resolve(nonce, ChallengeOutcome::Missed, None);
+                            let detail = format!("snapshot request {nonce} expired");
+                            self.find(
+                                RuleId::R6RandomSnapshots,
+                                Reason::MissingSnapshots,
+                                ev,
+                                detail,
+                                true,
+                            );
+                        }
+                        ChallengeKind::FaceRecheck => {
+                            self.resolve(nonce, ChallengeOutcome::Missed, None);
+                            self.face_failed(ev, format!("face re-check {nonce} expired"));
+                        }
+                    }
+                }
+            }
+            EventBody::FaceChecked {
+                check_id,
+                nonce,
+                method,
+                passed,
+                match_permille,
+                liveness_permille,
+                detail,
+            } => {
+                self.face_checks.push(FaceCheckRecord {
+                    check_id: check_id.clone(),
+                    at: t,
+                    passed: *passed,
+                    method: *method,
+                    match_permille: *match_permille,
+                    liveness_permille: *liveness_permille,
+                    detail: detail.clone(),
+                });
+                if let Some(n) = nonce
+                    && let Some(o) = self.take_outstanding_kind(n, ChallengeKind::FaceRecheck)
+                {
+                    let ok = *passed && t < o.deadline;
+                    let outcome = if ok {
+                        ChallengeOutcome::Confirmed
+                    } else {
+                        ChallengeOutcome::Missed
+                    };
+                    self.resolve(n, outcome, Some(t));
+                }
+                if *passed {
+                    self.face = FaceState::Passed;
+                    self.credit_since_face = 0;
+                } else {
+                    self.face_failed(ev, format!("face check {check_id} failed"));
+                }
+            }
+            EventBody::SnapshotStored {
+                nonce,
+                snapshot_id,
+                sha256,
+            } => match self.take_outstanding_kind(nonce, ChallengeKind::Snapshot) {
+                Some(o) if t < o.deadline => {
+                    self.resolve(nonce, ChallengeOutcome::Confirmed, Some(t));
+                    self.snapshots.push(SnapshotRecord {
+                        snapshot_id: snapshot_id.clone(),
+                        nonce: nonce.clone(),
+                        at: t,
+                        sha256: sha256.clone(),
+                    });
+                }
+                Some(_) => {
+                    self.resolve(nonce, ChallengeOutcome::Missed, Some(t));
+                    let detail =
+                        format!("snapshot {snapshot_id} for {nonce} arrived after the deadline");
+                    self.find(
+                        RuleId::R6RandomSnapshots,
+                        Reason::MissingSnapshots,
+                        ev,
+                        detail,
+                        true,
+                    );
+                }
+                None => {
+                    // Not evidence for any 课时: the server did not ask for it (or already
+                    // closed the request), so the client could have chosen the moment.
+                    let detail = format!("snapshot {snapshot_id} answers no open request {nonce}");
+                    self.find(
+                        RuleId::R6RandomSnapshots,
+                        Reason::MissingSnapshots,
+                        ev,
+                        detail,
+                        false,
+                    );
+                }
+            },
+            EventBody::ConcurrentSessionRefused { other_session } => {
+                let detail = format!(
+                    "a second session {other_session} was refused while this one held the lease"
+                );
+                self.find(
+                    RuleId::R2SingleWindow,
+                    Reason::ConcurrentSession,
+                    ev,
+                    detail,
+                    true,
+                );
+            }
+            EventBody::Terminated {
+                reason,
+                position_ms,
+            } => {
+                if let Some(p) = position_ms {
+                    self.position = *p;
+                }
+                if self.termination.is_none() {
+                    match reason {
+                        TerminationReason::Ended
+                        | TerminationReason::Completed
+                        | TerminationReason::Server => {}
+                        TerminationReason::LeaseExpired => {
+                            let voided = self.void_provisional(Reason::LeaseLost, ev);
+                            let detail =
+                                format!("lease expired; {voided} ms of unconfirmed credit voided");
+                            self.find(RuleId::R2SingleWindow, Reason::LeaseLost, ev, detail, false);
+                        }
+                        TerminationReason::Superseded => {
+                            let voided = self.void_provisional(Reason::LeaseLost, ev);
+                            let detail = format!(
+                                "superseded by a newer session; {voided} ms of unconfirmed credit voided"
+                            );
+                            self.find(
+                                RuleId::R2SingleWindow,
+                                Reason::ConcurrentSession,
+                                ev,
+                                detail,
+                                true,
+                            );
+                        }
+                    }
+                    self.termination = Some((t, *reason));
+                    self.playing = false;
+                    self.anchor = None;
+                }
+            }
+            EventBody::Initialized { .. } => {}
+            EventBody::Played { position_ms } => {
+                self.set_playing(t, true, *position_ms);
+                self.anchor = Some((t, *position_ms));
+            }
+            EventBody::Paused { position_ms } => self.set_playing(t, false, *position_ms),
+            EventBody::Seeked { to_ms, .. } => {
+                let furthest = self.furthest();
+                if r1::is_forward_seek(&self.profile, furthest, *to_ms) && self.running() {
+                    let detail =
+                        format!("seek to {to_ms} ms beyond the furthest watched {furthest} ms");
+                    self.find(
+                        RuleId::R1NoFastForward,
+                        Reason::ForwardSeek,
+                        ev,
+                        detail,
+                        true,
+                    );
+                }
+                self.position = *to_ms;
+                if self.playing {
+                    self.anchor = Some((t, *to_ms));
+                }
+            }
+            EventBody::RateChanged {
+                position_ms,
+                rate_permille,
+            } => {
+                self.position = *position_ms;
+                self.set_rate(t, *rate_permille, ev);
+            }
+            EventBody::Heartbeat {
+                position_ms,
+                rate_permille,
+                paused,
+                visible,
+                focused,
+                ..
+            } => {
+                self.set_playing(t, !*paused, *position_ms);
+                self.set_rate(t, *rate_permille, ev);
+                self.set_page(*visible, *focused, ev);
+            }
+            EventBody::VisibilityChanged {
+                visible,
+                position_ms,
+            } => {
+                self.position = *position_ms;
+                self.set_page(*visible, self.focused, ev);
+            }
+            EventBody::FocusChanged {
+                focused,
+                position_ms,
+            } => {
+                self.position = *position_ms;
+                self.set_page(self.visible, *focused, ev);
+            }
+            EventBody::ChallengeAnswered { nonce, answer } => {
+                let popup = self
+                    .outstanding
+                    .iter()
+                    .find(|o| o.nonce == *nonce && o.kind == ChallengeKind::Popup)
+                    .cloned();
+                match popup {
+                    None => {
+                        let detail = format!("answer to unknown or closed pop-up {nonce}");
+                        self.find(RuleId::R3PopupCheck, Reason::PopupMissed, ev, detail, false);
+                    }
+                    Some(o) => match r3::judge(o.deadline, o.expected.as_deref(), t, answer) {
+                        r3::PopupAnswer::Confirmed => {
+                            self.take_outstanding(nonce);
+                            self.resolve(nonce, ChallengeOutcome::Confirmed, Some(t));
+                            self.confirm_window();
+                        }
+                        r3::PopupAnswer::Wrong => {
+                            let detail = format!("wrong answer to pop-up {nonce}; still pending");
+                            self.find(RuleId::R3PopupCheck, Reason::PopupMissed, ev, detail, false);
+                        }
+                        r3::PopupAnswer::Late => {
+                            self.take_outstanding(nonce);
+                            self.popup_missed(&o, ev, "answered after its deadline", Some(t));
+                        }
+                    },
+                }
+            }
+            EventBody::Signal { name, detail } => {
+                self.signals.push(SignalRecord {
+                    at: t,
+                    name: name.clone(),
+                    detail: detail.clone(),
+                });
+                self.flagged = true;
+            }
+        }
+    }
+
+    /// The verdict as of the last folded event.
     pub fn verdict(&self) -> SessionVerdict {
+        let started_at = self.started_at.unwrap_or(self.last_at);
+        let mut uncredited: BTreeMap<Reason, i64> = BTreeMap::new();
+        let mut credited_ms = 0;
+        for s in &self.timeline {
+            let len = s.to.saturating_sub(s.from);
+            match s.reason {
+                Some(r) if !s.credited => *uncredited.entry(r).or_default() += len,
+                Some(_) | None => credited_ms += len,
+            }
+        }
+        let lesson_coverage_ms = r1::union_total(&self.prior, &self.coverage);
+        let dur = self.ctx.lesson_duration_ms;
+        let rules = RuleId::ALL
+            .iter()
+            .map(|&rule| match rule {
+                RuleId::R1NoFastForward
+                | RuleId::R2SingleWindow
+                | RuleId::R3PopupCheck
+                | RuleId::R4FaceLiveness
+                | RuleId::R6RandomSnapshots => result(
+                    rule,
+                    self.violated.contains(&rule),
+                    self.findings.get(&rule).cloned().unwrap_or_default(),
+                ),
+                // R5 is decided at admission and by the enrolment fold; R7, R8 per enrolment.
+                RuleId::R5SequentialLessons
+                | RuleId::R7OnlineShareCap
+                | RuleId::R8LessonHourLength => not_applicable(rule),
+            })
+            .collect();
         SessionVerdict {
             session_id: self.ctx.session_id.clone(),
             learner_id: self.ctx.learner_id.clone(),
             lesson_id: self.ctx.lesson_id.clone(),
             profile: self.profile.reference(),
-            started_at: Millis(0),
-            last_event_at: Millis(0),
-            ended: false,
-            termination: None,
-            wall_ms: 0,
-            credited_ms: 0,
-            provisional_ms: 0,
-            uncredited: vec![],
-            coverage: vec![],
-            lesson_coverage_ms: 0,
-            lesson_duration_ms: self.ctx.lesson_duration_ms,
-            lesson_complete: false,
-            timeline: vec![],
-            rules: vec![],
-            challenges: vec![],
-            face_checks: vec![],
-            snapshots: vec![],
-            signals: vec![],
-            flagged_for_review: false,
-            counts: false,
-            events_folded: 0,
+            started_at,
+            last_event_at: self.last_at.max(started_at),
+            ended: self.termination.is_some(),
+            termination: self.termination.map(|(_, r)| r),
+            wall_ms: self.last_at.saturating_sub(started_at),
+            credited_ms,
+            provisional_ms: self.credit_since_popup,
+            uncredited: uncredited
+                .into_iter()
+                .map(|(reason, ms)| ReasonTotal { reason, ms })
+                .collect(),
+            coverage: self.coverage.clone(),
+            lesson_coverage_ms,
+            lesson_duration_ms: dur,
+            lesson_complete: lesson_coverage_ms
+                >= dur - self.profile.fast_forward.coverage_slack_ms,
+            timeline: self.timeline.clone(),
+            rules,
+            challenges: self.challenges.clone(),
+            face_checks: self.face_checks.clone(),
+            snapshots: self.snapshots.clone(),
+            signals: self.signals.clone(),
+            flagged_for_review: self.flagged,
+            // Every credited ms already survived every rule: violations void exactly the time
+            // they affect, so a session counts when any credit is left.
+            counts: credited_ms > 0,
+            events_folded: self.events_folded,
             reviewed_by: vec![],
         }
     }
 
+    /// The earliest server time at which a server event (a timer, a challenge) can be
+    /// appended without sorting before what was already folded: `now`, moved past the last
+    /// folded event (a server event sorts before a client event of the same millisecond).
+    pub fn next_server_at(&self, now: Millis) -> Millis {
+        match self.last_key {
+            Some((at, Origin::Client, _)) if now <= at => at.plus(1),
+            Some((at, Origin::Server | Origin::Client, _)) => now.max(at),
+            None => now,
+        }
+    }
+
     pub fn outstanding(&self) -> Vec<Outstanding> {
-        vec![]
+        self.outstanding.clone()
     }
     pub fn ended(&self) -> bool {
-        false
+        self.termination.is_some()
+    }
+    /// Whether `SessionStarted` was folded.
+    pub fn started(&self) -> bool {
+        self.started_at.is_some()
+    }
+    pub fn started_at(&self) -> Option<Millis> {
+        self.started_at
     }
     pub fn credited_ms(&self) -> i64 {
-        0
+        self.credited_ms
     }
     /// Credited (provisional) time since the last confirmed pop-up, or since the start.
     pub fn credit_since_popup_ms(&self) -> i64 {
-        0
+        self.credit_since_popup
     }
     /// Credited time since the last passed face check.
     pub fn credit_since_face_check_ms(&self) -> i64 {
-        0
+        self.credit_since_face
     }
     pub fn face_passed(&self) -> bool {
-        false
+        self.face == FaceState::Passed
     }
     pub fn last_event_at(&self) -> Millis {
-        Millis(0)
+        self.last_at
     }
     /// Highest sequence number folded for an origin (0 when none).
-    pub fn last_seq(&self, _origin: super::events::Origin) -> u64 {
-        0
+    pub fn last_seq(&self, origin: Origin) -> u64 {
+        match origin {
+            Origin::Server => self.max_seq_server,
+            Origin::Client => self.max_seq_client,
+        }
     }
     pub fn profile(&self) -> &Profile {
         &self.profile
@@ -129,4 +927,45 @@ impl SessionFold {
     pub fn context(&self) -> &SessionContext {
         &self.ctx
     }
+}
+
+/// The position an event claims, if any.
+fn claim(body: &EventBody) -> Option<i64> {
+    match body {
+        EventBody::Played { position_ms }
+        | EventBody::Paused { position_ms }
+        | EventBody::RateChanged { position_ms, .. }
+        | EventBody::Heartbeat { position_ms, .. }
+        | EventBody::VisibilityChanged { position_ms, .. }
+        | EventBody::FocusChanged { position_ms, .. } => Some(*position_ms),
+        EventBody::Seeked { from_ms, .. } => Some(*from_ms),
+        EventBody::Terminated { position_ms, .. } => *position_ms,
+        EventBody::SessionStarted
+        | EventBody::ChallengeIssued { .. }
+        | EventBody::ChallengeExpired { .. }
+        | EventBody::FaceChecked { .. }
+        | EventBody::SnapshotStored { .. }
+        | EventBody::ConcurrentSessionRefused { .. }
+        | EventBody::Initialized { .. }
+        | EventBody::ChallengeAnswered { .. }
+        | EventBody::Signal { .. } => None,
+    }
+}
+
+/// Extends `last` by `next` when they are contiguous with the same status; credited spans
+/// also need contiguous video. Returns whether it merged.
+fn merge(last: &mut Span, next: &Span) -> bool {
+    if last.to != next.from || last.credited != next.credited || last.reason != next.reason {
+        return false;
+    }
+    let video = match (last.video, next.video) {
+        (None, None) => None,
+        (Some([a, b]), Some([c, d])) if b == c => Some([a, d]),
+        (Some(_) | None, Some(_) | None) if !last.credited => None,
+        (Some(_) | None, Some(_) | None) => return false,
+    };
+    last.to = next.to;
+    last.video = video;
+    last.evidence.clone_from(&next.evidence);
+    true
 }

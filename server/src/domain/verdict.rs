@@ -99,6 +99,9 @@ pub enum Reason {
     WindowUnfocused,
     /// The session lost its lease (superseded, or no heartbeat within the TTL).
     LeaseLost,
+    /// A second session of the same learner was attempted while this one held the lease
+    /// (a finding code only: the attempt was refused or superseded this session).
+    ConcurrentSession,
     // R3
     /// A pop-up was outstanding; playback must wait for the answer.
     PopupPending,
