@@ -79,13 +79,7 @@ pub struct ReplayReport {
 
 /// The rule code a refusal names, for problem+json and the refusals table.
 pub fn refusal_rule(r: &Refusal) -> &'static str {
-    match r {
-        Refusal::OutOfOrder { .. } => "R5_sequential_lessons",
-        Refusal::RetrainingCooldown { .. } => "R11_retraining_cooldown",
-        Refusal::ConcurrentSession { .. } => "R2_single_window",
-        Refusal::ContentNotApproved => "R13_approved_content",
-        Refusal::PlatformNotInStanding => "R14_platform_standing",
-    }
+    r.rule()
 }
 
 fn other_enrolments(all: &[Enrolment], except: Option<&str>) -> Vec<OtherEnrolment> {
@@ -289,6 +283,39 @@ impl App {
             heartbeat_interval_ms: self.heartbeat_interval_ms,
             started_at: now,
         })
+    }
+
+    /// Credited time of the enrolment's other sessions, and how many of their snapshots fall in
+    /// the 课时 that is still open: where a new session's snapshot plan continues from.
+    pub async fn enrolment_progress(&self, rec: &SessionRecord, profile: &Profile) -> AppResult<(i64, u32)> {
+        let mut spans = Vec::new();
+        let mut snaps = Vec::new();
+        for s in self.store.sessions_of_enrolment(&rec.enrolment_id).await? {
+            if s.id == rec.id {
+                continue;
+            }
+            let Some(json) = self.store.verdict_json(&s.id).await? else { continue };
+            let v: SessionVerdict = serde_json::from_str(&json).map_err(|e| AppError::Internal(e.to_string()))?;
+            spans.extend(v.timeline.iter().filter(|sp| sp.credited).map(|sp| (sp.from, sp.to)));
+            snaps.extend(v.snapshots.iter().map(|sn| sn.at));
+        }
+        spans.sort_unstable();
+        let total: i64 = spans.iter().map(|(a, b)| b.saturating_sub(*a)).sum();
+        let hour = profile.lesson_hour_ms();
+        let open_from = (total / hour) * hour;
+        // The server time at which credited time reached `open_from`.
+        let mut acc = 0;
+        let mut t0 = Millis(i64::MIN);
+        for (a, b) in &spans {
+            let len = b.saturating_sub(*a);
+            if open_from > 0 && acc + len >= open_from {
+                t0 = a.plus(open_from - acc);
+                break;
+            }
+            acc += len;
+        }
+        let in_hour = snaps.iter().filter(|at| **at >= t0).count();
+        Ok((total, u32::try_from(in_hour).unwrap_or(u32::MAX)))
     }
 
     /// The enrolment verdict: the pure enrolment fold over its sessions' verdicts.

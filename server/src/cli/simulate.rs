@@ -562,7 +562,11 @@ impl Player {
             }
             self.wait(self.hb_ms).await?;
             self.clock_ms += self.hb_ms;
-            if playing {
+            // A pop-up pauses playback at once, and playback resumes from the last position
+            // reported to the server (docs/protocol.md): video played while the check was
+            // pending earns nothing, so it must be watched again.
+            let popup_arrived = s.popup != PopupPolicy::Ignore && self.pending.iter().any(|p| p.1 == "popup");
+            if playing && !popup_arrived {
                 let speed = if self.clock_ms - start_clock > s.cheat_from_ms { s.speed } else { 0.97 };
                 #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
                 let step = (self.hb_ms as f64 * speed) as i64;

@@ -115,14 +115,15 @@ impl Worker {
         let (rec, ctx) = self.app.store.session(session_id).await?.ok_or(AppError::NotFound("session"))?;
         let ctx: SessionContext = serde_json::from_str(&ctx).map_err(|e| AppError::Internal(e.to_string()))?;
         let profile = Profile::find(&rec.profile).map_err(|e| AppError::Internal(e.to_string()))?;
-        let mut events = self.app.store.events(session_id).await?;
-        events.sort_by_key(Event::order_key);
-        let mut fold = SessionFold::new(profile.clone(), ctx);
-        for e in &events {
-            fold.apply(e);
-        }
+        let events = self.app.store.events(session_id).await?;
+        let fold = SessionFold::refold(profile.clone(), ctx, events);
         let findings_seen = count_findings(&fold);
-        let plan = ChallengePlan::draw(&profile, &mut || self.rng.random::<u64>());
+        // Snapshot points continue the enrolment's 课时 grid, so a 课时 that spans sessions
+        // still gets its snapshots.
+        let (credited_before, snapshots_in_hour) = self.app.enrolment_progress(&rec, &profile).await?;
+        let plan = ChallengePlan::draw_continuing(&profile, credited_before, snapshots_in_hour, &mut || {
+            self.rng.random::<u64>()
+        });
         let last_client_at = fold.last_event_at();
         let v = fold.verdict();
         self.live.insert(
@@ -251,7 +252,7 @@ impl Worker {
     /// Stores a server event, then folds it.
     async fn append(&mut self, sid: &str, body: EventBody, now: Millis) -> bool {
         let Some(live) = self.live.get(sid) else { return false };
-        let at = now.max(live.fold.last_event_at());
+        let at = live.fold.next_server_at(now);
         let seq = match self.app.store.next_server_seq(sid).await {
             Ok(s) => s,
             Err(e) => {
