@@ -65,12 +65,17 @@ pub struct Keys {
 
 impl std::fmt::Debug for Keys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Keys").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("Keys")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
 pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl Keys {
@@ -93,7 +98,8 @@ impl Keys {
     }
 
     pub fn from_pkcs8(der: &[u8]) -> anyhow::Result<Keys> {
-        let pair = Ed25519KeyPair::from_pkcs8(der).map_err(|_| anyhow::anyhow!("the signing key is not Ed25519 PKCS#8"))?;
+        let pair = Ed25519KeyPair::from_pkcs8(der)
+            .map_err(|_| anyhow::anyhow!("the signing key is not Ed25519 PKCS#8"))?;
         let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
         let kid = hex::encode(&sha2_256(pair.public_key().as_ref())[..8]);
         Ok(Keys {
@@ -111,26 +117,39 @@ impl Keys {
         })
     }
 
-    fn sign<T: Serialize>(&self, claims: &T) -> Result<String, TokenError> {
+    /// Signs arbitrary claims with the server key (tests use it for expired tokens).
+    pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, TokenError> {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|e| TokenError::Invalid(e.to_string()))
+        jsonwebtoken::encode(&header, claims, &self.encoding)
+            .map_err(|e| TokenError::Invalid(e.to_string()))
     }
 
-    fn verify<T: for<'de> Deserialize<'de>>(&self, token: &str, audience: &str) -> Result<T, TokenError> {
+    fn verify<T: for<'de> Deserialize<'de>>(
+        &self,
+        token: &str,
+        audience: &str,
+    ) -> Result<T, TokenError> {
         let mut v = Validation::new(Algorithm::EdDSA);
         v.set_audience(&[audience]);
         v.set_issuer(&[ISSUER]);
         v.leeway = 5;
-        jsonwebtoken::decode::<T>(token, &self.decoding, &v).map(|d| d.claims).map_err(|e| {
-            match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-                _ => TokenError::Invalid(e.to_string()),
-            }
-        })
+        jsonwebtoken::decode::<T>(token, &self.decoding, &v)
+            .map(|d| d.claims)
+            .map_err(|e| {
+                if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) {
+                    TokenError::Expired
+                } else {
+                    TokenError::Invalid(e.to_string())
+                }
+            })
     }
 
-    pub fn issue_platform(&self, platform_id: &str, province: &str) -> Result<(String, u64), TokenError> {
+    pub fn issue_platform(
+        &self,
+        platform_id: &str,
+        province: &str,
+    ) -> Result<(String, u64), TokenError> {
         let iat = unix_now();
         let claims = PlatformClaims {
             iss: ISSUER.into(),
@@ -144,7 +163,11 @@ impl Keys {
         Ok((self.sign(&claims)?, PLATFORM_TOKEN_TTL_S))
     }
 
-    pub fn issue_learner(&self, learner_id: &str, session_id: &str) -> Result<(String, u64), TokenError> {
+    pub fn issue_learner(
+        &self,
+        learner_id: &str,
+        session_id: &str,
+    ) -> Result<(String, u64), TokenError> {
         let iat = unix_now();
         let claims = LearnerClaims {
             iss: ISSUER.into(),
@@ -188,7 +211,11 @@ pub fn random_secret() -> String {
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(bytes)
 }
 
@@ -210,7 +237,10 @@ mod tests {
 
         let (pt, _) = keys.issue_platform("p1", "41").expect("platform token");
         assert_eq!(again.verify_platform(&pt).expect("verifies").sub, "p1");
-        assert!(keys.verify_learner(&pt).is_err(), "a platform token is not a learner token");
+        assert!(
+            keys.verify_learner(&pt).is_err(),
+            "a platform token is not a learner token"
+        );
 
         let (lt, _) = keys.issue_learner("l1", "s1").expect("learner token");
         assert_eq!(keys.verify_learner(&lt).expect("verifies").sid, "s1");
@@ -218,7 +248,10 @@ mod tests {
 
         let other = tempfile::tempdir().expect("tempdir");
         let foreign = Keys::load_or_create(other.path()).expect("foreign keys");
-        assert!(foreign.verify_platform(&pt).is_err(), "another server's key does not verify");
+        assert!(
+            foreign.verify_platform(&pt).is_err(),
+            "another server's key does not verify"
+        );
         assert!(keys.verify_platform("not.a.jwt").is_err());
     }
 }

@@ -3,11 +3,11 @@
 
 pub mod adapters;
 pub mod api;
+pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod domain;
 pub mod model;
 pub mod pipeline;
-pub mod app;
 pub mod ports;
 pub mod startup;

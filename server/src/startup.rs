@@ -47,9 +47,12 @@ pub struct Settings {
 
 impl Settings {
     pub fn database_url(&self) -> String {
-        self.database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", self.data_dir.join("proctor.db").display()))
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("proctor.db").display()
+            )
+        })
     }
 }
 
@@ -65,16 +68,27 @@ pub struct Application {
 
 /// Opens the store the way every command does (`serve` and `admin` share it).
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("Failed to create the data directory {}", settings.data_dir.display()))?;
-    Store::connect(&settings.database_url()).await.context("Failed to open the database")
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+        format!(
+            "Failed to create the data directory {}",
+            settings.data_dir.display()
+        )
+    })?;
+    Store::connect(&settings.database_url())
+        .await
+        .context("Failed to open the database")
 }
 
 /// Builds the shared application state (also used by admin commands, with no server).
-pub async fn build_app(settings: &Settings, bus: MemoryBus, public_url: String) -> anyhow::Result<App> {
+pub async fn build_app(
+    settings: &Settings,
+    bus: MemoryBus,
+    public_url: String,
+) -> anyhow::Result<App> {
     let store = open_store(settings).await?;
     let keys = Keys::load_or_create(&settings.data_dir.join("keys"))?;
-    let evidence = FsEvidence::new(settings.data_dir.join("evidence")).context("Failed to create the evidence directory")?;
+    let evidence = FsEvidence::new(settings.data_dir.join("evidence"))
+        .context("Failed to create the evidence directory")?;
     Ok(App {
         store,
         bus,
@@ -92,12 +106,24 @@ pub async fn build_app(settings: &Settings, bus: MemoryBus, public_url: String) 
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let listener = TcpListener::bind(&settings.listen).with_context(|| format!("Failed to bind {}", settings.listen))?;
-        let addr = listener.local_addr().context("Failed to read the bound address")?;
-        let base_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+        let listener = TcpListener::bind(&settings.listen)
+            .with_context(|| format!("Failed to bind {}", settings.listen))?;
+        let addr = listener
+            .local_addr()
+            .context("Failed to read the bound address")?;
+        let base_url = settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
         let (bus, receivers) = MemoryBus::new(settings.partitions, 4096);
         let app = Arc::new(build_app(&settings, bus, base_url.clone()).await?);
-        Ok(Application { port: addr.port(), base_url, app, listener, receivers })
+        Ok(Application {
+            port: addr.port(),
+            base_url,
+            app,
+            listener,
+            receivers,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -113,31 +139,45 @@ impl Application {
     }
 
     /// Serves until SIGTERM/SIGINT or until `stop` resolves, then shuts down gracefully.
-    pub async fn run_until(self, stop: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
-        let Application { app, listener, receivers, .. } = self;
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let Application {
+            app,
+            listener,
+            receivers,
+            ..
+        } = self;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let partitions = receivers.len();
         let workers: Vec<JoinHandle<()>> = receivers
             .into_iter()
             .enumerate()
-            .map(|(i, rx)| tokio::spawn(Worker::new(app.clone(), i, partitions, rx).run(shutdown_rx.clone())))
+            .map(|(i, rx)| {
+                tokio::spawn(Worker::new(app.clone(), i, partitions, rx).run(shutdown_rx.clone()))
+            })
             .collect();
 
         let data = web::Data::from(app.clone());
         let openapi = crate::api::openapi();
         let server = HttpServer::new(move || {
+            // The docs come first: the /api/v1 scope would otherwise answer 404 for them.
+            let docs =
+                SwaggerUi::new("/api/v1/docs/{_:.*}").url("/api/v1/openapi.json", openapi.clone());
             let (router, _) = actix_web::App::new()
                 .into_utoipa_app()
                 .app_data(data.clone())
                 .app_data(crate::api::json_config())
                 .app_data(web::QueryConfig::default().error_handler(crate::api::error::query_error))
                 .app_data(web::PathConfig::default().error_handler(crate::api::error::path_error))
+                .map(|app| {
+                    app.service(docs)
+                        .service(web::redirect("/api/v1/docs", "/api/v1/docs/"))
+                })
                 .configure(crate::api::configure)
                 .split_for_parts();
-            router
-                .service(SwaggerUi::new("/api/v1/docs/{_:.*}").url("/api/v1/openapi.json", openapi.clone()))
-                .service(web::redirect("/api/v1/docs", "/api/v1/docs/"))
-                .default_service(web::to(crate::api::not_found))
+            router.default_service(web::to(crate::api::not_found))
         })
         .workers(2)
         .disable_signals()
@@ -153,7 +193,8 @@ impl Application {
             () = termination() => tracing::info!("Signal received; shutting down gracefully."),
         }
         app.draining.store(true, Ordering::SeqCst);
-        app.hub.close_all(1012, "server restarting; reconnect and resend");
+        app.hub
+            .close_all(1012, "server restarting; reconnect and resend");
         handle.stop(true).await;
         let _ = server_task.await;
         // Sockets finish the message they are handling (publish included) before closing.
@@ -179,7 +220,10 @@ async fn termination() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => {},

@@ -1,1 +1,266 @@
-//! Helpers for end-to-end tests.
+//! Helpers for end-to-end tests: spawn the real service (in process on port 0, or the real
+//! `proctor` binary), obtain platform tokens, and speak the learner WebSocket protocol.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures_util::{SinkExt, StreamExt};
+use proctor::app::demo::DemoCredentials;
+use proctor::startup::{Application, Settings};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+/// A running service with its own data directory.
+#[derive(Debug)]
+pub struct TestApp {
+    pub base: String,
+    pub data_dir: tempfile::TempDir,
+    pub creds: DemoCredentials,
+    pub app: std::sync::Arc<proctor::app::App>,
+    pub http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Starts the service on port 0 with the demo seed, at `time_scale`.
+pub async fn spawn_app(time_scale: f64) -> TestApp {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let settings = Settings {
+        listen: "127.0.0.1:0".into(),
+        data_dir: data_dir.path().to_path_buf(),
+        database_url: None,
+        public_url: None,
+        time_scale,
+        partitions: 2,
+        heartbeat_interval_ms: 5000,
+        demo: true,
+    };
+    let application = Application::build(settings)
+        .await
+        .expect("the service builds");
+    let base = application.base_url().to_owned();
+    let app = application.app();
+    let creds = app.seed_demo(data_dir.path()).await.expect("demo seed");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(application.run_until(async {
+        let _ = rx.await;
+    }));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client");
+    TestApp {
+        base,
+        data_dir,
+        creds,
+        app,
+        http,
+        stop: Some(tx),
+        task: Some(task),
+    }
+}
+
+impl TestApp {
+    /// Stops the service gracefully and waits for it.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await
+                .expect("service task")
+                .expect("service stops cleanly");
+        }
+    }
+
+    pub async fn token(&self) -> String {
+        token_for(
+            &self.http,
+            &self.base,
+            &self.creds.client_id,
+            &self.creds.client_secret,
+        )
+        .await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A learner enrolled in a fresh class on the demo course; returns the enrolment id.
+    pub async fn enrol(&self, token: &str, face_consent: bool) -> String {
+        let class = post_json(&self.http, &self.url("/api/v1/classes"), token,
+            json!({"name": "e2e", "course_id": self.creds.course_id, "planned_total_hours": 30, "planned_online_hours": 10})).await;
+        assert_eq!(class.0, 201, "{}", class.1);
+        let n = rand_digits();
+        let learner = post_json(&self.http, &self.url("/api/v1/learners"), token,
+            json!({"external_ref": format!("e2e-{n}"), "real_name": "测试", "id_number": format!("{n}X"), "face_consent": face_consent})).await;
+        assert_eq!(learner.0, 201, "{}", learner.1);
+        let e = post_json(
+            &self.http,
+            &self.url("/api/v1/enrolments"),
+            token,
+            json!({"class_id": class.1["id"], "learner_id": learner.1["id"]}),
+        )
+        .await;
+        assert_eq!(e.0, 201, "{}", e.1);
+        e.1["id"].as_str().expect("enrolment id").to_owned()
+    }
+
+    /// Starts a session on lesson `index` (0-based) and returns the start response.
+    pub async fn start(&self, token: &str, enrolment: &str, index: usize) -> (u16, Value) {
+        post_json(
+            &self.http,
+            &self.url("/api/v1/sessions"),
+            token,
+            json!({"enrolment_id": enrolment, "lesson_id": self.creds.lesson_ids[index]}),
+        )
+        .await
+    }
+
+    /// The number of stored events of a session, by origin.
+    pub async fn stored_events(&self, session: &str) -> Vec<proctor::domain::Event> {
+        self.app.store.events(session).await.expect("events")
+    }
+}
+
+/// 17 random digits (a plausible ID-number prefix).
+pub fn rand_digits() -> String {
+    let n = u64::from_le_bytes(
+        uuid::Uuid::new_v4().as_bytes()[..8]
+            .try_into()
+            .expect("8 bytes"),
+    ) % 100_000_000_000_000_000;
+    format!("{n:017}")
+}
+
+pub async fn token_for(http: &reqwest::Client, base: &str, id: &str, secret: &str) -> String {
+    let r: Value = http
+        .post(format!("{base}/oauth/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", id),
+            ("client_secret", secret),
+        ])
+        .send()
+        .await
+        .expect("token request")
+        .json()
+        .await
+        .expect("token json");
+    r["access_token"].as_str().expect("access_token").to_owned()
+}
+
+/// POST JSON with a bearer token; returns (status, body as JSON or Null).
+pub async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: Value,
+) -> (u16, Value) {
+    let r = http
+        .post(url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// GET with a bearer token; returns (status, content type, body as JSON or Null).
+pub async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> (u16, String, Value) {
+    let r = http
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (status, ct, r.json().await.unwrap_or(Value::Null))
+}
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens the learner socket of a started session and returns it with the welcome message.
+pub async fn open_ws(started: &Value) -> (Ws, Value) {
+    let url = format!(
+        "{}?access_token={}",
+        started["ws_url"].as_str().expect("ws_url"),
+        started["learner_token"].as_str().expect("learner_token")
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("ws connect");
+    let welcome = recv(&mut ws).await.expect("welcome");
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    (ws, welcome)
+}
+
+pub async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::Text(v.to_string().into()))
+        .await
+        .expect("send");
+}
+
+/// The next JSON message, or `Err(close frame)` if the socket closed (None when no frame).
+pub async fn recv(ws: &mut Ws) -> Result<Value, Option<(u16, String)>> {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .map_err(|_| None)?;
+        match msg {
+            Some(Ok(Message::Text(t))) => {
+                return Ok(serde_json::from_str(&t).expect("json message"));
+            }
+            Some(Ok(Message::Close(f))) => {
+                return Err(f.map(|f| (u16::from(f.code), f.reason.to_string())));
+            }
+            Some(Ok(_)) => {}
+            None | Some(Err(_)) => return Err(None),
+        }
+    }
+}
+
+/// Receives until a message of `kind` arrives (other messages are skipped).
+pub async fn recv_kind(ws: &mut Ws, kind: &str) -> Value {
+    loop {
+        match recv(ws).await {
+            Ok(m) if m["type"] == kind => return m,
+            Ok(_) => {}
+            Err(close) => panic!("socket closed while waiting for {kind}: {close:?}"),
+        }
+    }
+}
+
+/// A bright stand-in image (the stand-in face check passes it) or a dark one (fails).
+pub fn png(bright: bool) -> Vec<u8> {
+    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
+    v.extend(std::iter::repeat_n(if bright { 180u8 } else { 0u8 }, 512));
+    v
+}
+
+/// The `proctor` binary built alongside the tests.
+pub fn proctor_bin() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .context("test binary has no target dir")?;
+    let bin = dir.join("proctor");
+    anyhow::ensure!(
+        bin.exists(),
+        "{} not found: build the workspace first (cargo test --workspace does)",
+        bin.display()
+    );
+    Ok(bin)
+}

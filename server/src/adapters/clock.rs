@@ -20,7 +20,11 @@ impl SystemClock {
             .duration_since(UNIX_EPOCH)
             .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
             .unwrap_or(0);
-        SystemClock { origin_wall, origin: Instant::now(), scale: if scale > 0.0 { scale } else { 1.0 } }
+        SystemClock {
+            origin_wall,
+            origin: Instant::now(),
+            scale: if scale > 0.0 { scale } else { 1.0 },
+        }
     }
 }
 
@@ -47,7 +51,14 @@ mod tests {
         let a = c.now();
         std::thread::sleep(std::time::Duration::from_millis(20));
         let b = c.now();
-        assert!(b.0 - a.0 >= 1_900, "100× clock advanced only {} ms in 20 ms", b.0 - a.0);
-        assert!(SystemClock::new(0.0).scale() > 0.0, "a zero scale falls back to real time");
+        assert!(
+            b.0 - a.0 >= 1_900,
+            "100× clock advanced only {} ms in 20 ms",
+            b.0 - a.0
+        );
+        assert!(
+            SystemClock::new(0.0).scale() > 0.0,
+            "a zero scale falls back to real time"
+        );
     }
 }

@@ -20,7 +20,10 @@ impl FsEvidence {
     fn resolve(&self, key: &str) -> std::io::Result<PathBuf> {
         let rel = Path::new(key);
         if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "evidence key must be a plain relative path"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "evidence key must be a plain relative path",
+            ));
         }
         Ok(self.root.join(rel))
     }

@@ -58,6 +58,9 @@ mod tests {
         dark.extend(std::iter::repeat_n(0u8, 200));
         assert!(StandInFace.check(&bright).expect("bright").passed);
         assert!(!StandInFace.check(&dark).expect("dark").passed);
-        assert!(matches!(StandInFace.check(b"GIF89a...."), Err(FaceError::BadImage(_))));
+        assert!(matches!(
+            StandInFace.check(b"GIF89a...."),
+            Err(FaceError::BadImage(_))
+        ));
     }
 }

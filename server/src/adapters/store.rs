@@ -49,10 +49,10 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        if let sqlx::Error::Database(db) = &e {
-            if db.is_unique_violation() {
-                return StoreError::Conflict(db.message().to_owned());
-            }
+        if let sqlx::Error::Database(db) = &e
+            && db.is_unique_violation()
+        {
+            return StoreError::Conflict(db.message().to_owned());
         }
         StoreError::Unavailable(e)
     }
@@ -63,6 +63,18 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
+
+/// A refused session start, as stored.
+#[derive(Debug, Clone)]
+pub struct RefusalRow<'a> {
+    pub id: &'a str,
+    pub learner_id: &'a str,
+    pub enrolment_id: Option<&'a str>,
+    pub lesson_id: Option<&'a str>,
+    pub rule: &'a str,
+    pub detail: &'a str,
+    pub at: Millis,
+}
 
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,18 +107,29 @@ impl Store {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Backend::Postgres
         } else {
-            return Err(StoreError::Corrupt(format!("unsupported database URL scheme in {url}")));
+            return Err(StoreError::Corrupt(format!(
+                "unsupported database URL scheme in {url}"
+            )));
         };
-        let mut opts = AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 16 });
+        let mut opts =
+            AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 16 });
         if backend == Backend::Sqlite {
             // WAL lets `proctor admin` write while `proctor serve` runs; the busy timeout makes
             // a concurrent writer wait instead of failing.
             opts = opts.after_connect(|conn, _meta| {
                 Box::pin(async move {
-                    sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
-                    sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
-                    sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
-                    sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA journal_mode = WAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA busy_timeout = 10000")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA foreign_keys = ON")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA synchronous = NORMAL")
+                        .execute(&mut *conn)
+                        .await?;
                     Ok(())
                 })
             });
@@ -122,7 +145,10 @@ impl Store {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
             Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
         };
-        migrator.run(&self.pool).await.map_err(|e| StoreError::Unavailable(e.into()))
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.into()))
     }
 
     pub fn backend(&self) -> Backend {
@@ -160,7 +186,10 @@ impl Store {
     }
 
     /// The platform and its secret hash, by OAuth2 client id.
-    pub async fn platform_by_client_id(&self, client_id: &str) -> Result<Option<(Platform, String)>> {
+    pub async fn platform_by_client_id(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<(Platform, String)>> {
         let row = sqlx::query(
             "SELECT id, name, province, client_id, registered, banned_since, created_at, secret_sha256 \
              FROM platforms WHERE client_id = $1",
@@ -168,7 +197,8 @@ impl Store {
         .bind(client_id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| Ok((platform_from(&r)?, r.try_get::<String, _>("secret_sha256")?))).transpose()
+        row.map(|r| Ok((platform_from(&r)?, r.try_get::<String, _>("secret_sha256")?)))
+            .transpose()
     }
 
     pub async fn platform(&self, id: &str) -> Result<Option<Platform>> {
@@ -181,17 +211,28 @@ impl Store {
         row.map(|r| platform_from(&r)).transpose()
     }
 
-    pub async fn set_platform_standing(&self, id: &str, registered: bool, banned_since: Option<Millis>) -> Result<bool> {
-        let done = sqlx::query("UPDATE platforms SET registered = $2, banned_since = $3 WHERE id = $1")
-            .bind(id)
-            .bind(i64::from(registered))
-            .bind(banned_since.map(|m| m.0))
-            .execute(&self.pool)
-            .await?;
+    pub async fn set_platform_standing(
+        &self,
+        id: &str,
+        registered: bool,
+        banned_since: Option<Millis>,
+    ) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE platforms SET registered = $2, banned_since = $3 WHERE id = $1")
+                .bind(id)
+                .bind(i64::from(registered))
+                .bind(banned_since.map(|m| m.0))
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn approve_content(&self, province: &str, content_hash: &str, at: Millis) -> Result<()> {
+    pub async fn approve_content(
+        &self,
+        province: &str,
+        content_hash: &str,
+        at: Millis,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO approved_content (province, content_hash, approved_at) VALUES ($1, $2, $3) \
              ON CONFLICT (province, content_hash) DO NOTHING",
@@ -208,13 +249,15 @@ impl Store {
 
     pub async fn create_course(&self, c: &Course) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO courses (id, platform_id, title, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(&c.id)
-            .bind(&c.platform_id)
-            .bind(&c.title)
-            .bind(c.created_at.0)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO courses (id, platform_id, title, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&c.id)
+        .bind(&c.platform_id)
+        .bind(&c.title)
+        .bind(c.created_at.0)
+        .execute(&mut *tx)
+        .await?;
         for l in &c.lessons {
             sqlx::query(
                 "INSERT INTO lessons (id, course_id, position, title, duration_ms, content_hash) \
@@ -235,10 +278,11 @@ impl Store {
 
     /// A course with its lessons in order; `approved` is judged for `province`.
     pub async fn course(&self, id: &str, province: &str) -> Result<Option<Course>> {
-        let Some(row) = sqlx::query("SELECT id, platform_id, title, created_at FROM courses WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
+        let Some(row) =
+            sqlx::query("SELECT id, platform_id, title, created_at FROM courses WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
         else {
             return Ok(None);
         };
@@ -305,7 +349,10 @@ impl Store {
                 course_id: r.try_get("course_id")?,
                 name: r.try_get("name")?,
                 occupation: r.try_get("occupation")?,
-                profile: ProfileRef { id: r.try_get("profile_id")?, version: u32_col(&r, "profile_version")? },
+                profile: ProfileRef {
+                    id: r.try_get("profile_id")?,
+                    version: u32_col(&r, "profile_version")?,
+                },
                 planned_total_hours: u32_col(&r, "planned_total_hours")?,
                 planned_online_hours: u32_col(&r, "planned_online_hours")?,
                 created_at: Millis(r.try_get("created_at")?),
@@ -434,37 +481,57 @@ impl Store {
     }
 
     pub async fn session(&self, id: &str) -> Result<Option<(SessionRecord, String)>> {
-        let row = sqlx::query(session_select!("WHERE id = $1")).bind(id).fetch_optional(&self.pool).await?;
-        row.map(|r| Ok((session_from(&r)?, r.try_get::<String, _>("context_json")?))).transpose()
+        let row = sqlx::query(session_select!("WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((session_from(&r)?, r.try_get::<String, _>("context_json")?)))
+            .transpose()
     }
 
     pub async fn sessions_of_enrolment(&self, enrolment_id: &str) -> Result<Vec<SessionRecord>> {
-        sqlx::query(session_select!("WHERE enrolment_id = $1 ORDER BY created_at, id"))
-            .bind(enrolment_id)
+        sqlx::query(session_select!(
+            "WHERE enrolment_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(enrolment_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(session_from)
+        .collect()
+    }
+
+    /// Every session id, oldest first (operators' tools and tests).
+    pub async fn all_session_ids(&self) -> Result<Vec<String>> {
+        sqlx::query("SELECT id FROM sessions ORDER BY created_at, id")
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(session_from)
+            .map(|r| r.try_get::<String, _>("id").map_err(StoreError::from))
             .collect()
     }
 
     /// Sessions that have not ended, oldest first (for the worker's lease sweep at start-up).
     pub async fn open_sessions(&self) -> Result<Vec<SessionRecord>> {
-        sqlx::query(session_select!("WHERE ended_at IS NULL ORDER BY created_at, id"))
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(session_from)
-            .collect()
+        sqlx::query(session_select!(
+            "WHERE ended_at IS NULL ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(session_from)
+        .collect()
     }
 
     /// Reserves the next server sequence number of a session (atomic across processes).
     pub async fn next_server_seq(&self, session_id: &str) -> Result<u64> {
-        let row = sqlx::query("UPDATE sessions SET server_seq = server_seq + 1 WHERE id = $1 RETURNING server_seq")
-            .bind(session_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("no session {session_id}")))?;
+        let row = sqlx::query(
+            "UPDATE sessions SET server_seq = server_seq + 1 WHERE id = $1 RETURNING server_seq",
+        )
+        .bind(session_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("no session {session_id}")))?;
         u64::try_from(row.try_get::<i64, _>("server_seq")?).map_err(corrupt)
     }
 
@@ -507,10 +574,12 @@ impl Store {
 
     /// The highest stored client sequence number of a session (0 when none).
     pub async fn last_client_seq(&self, session_id: &str) -> Result<u64> {
-        let row = sqlx::query("SELECT MAX(seq) AS m FROM events WHERE session_id = $1 AND origin = 'client'")
-            .bind(session_id)
-            .fetch_one(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT MAX(seq) AS m FROM events WHERE session_id = $1 AND origin = 'client'",
+        )
+        .bind(session_id)
+        .fetch_one(&self.pool)
+        .await?;
         let m: Option<i64> = row.try_get("m")?;
         u64::try_from(m.unwrap_or(0)).map_err(corrupt)
     }
@@ -555,36 +624,34 @@ impl Store {
             .bind(session_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| r.try_get::<String, _>("verdict_json").map_err(StoreError::from)).transpose()
+        row.map(|r| {
+            r.try_get::<String, _>("verdict_json")
+                .map_err(StoreError::from)
+        })
+        .transpose()
     }
 
-    pub async fn record_refusal(
-        &self,
-        id: &str,
-        learner_id: &str,
-        enrolment_id: Option<&str>,
-        lesson_id: Option<&str>,
-        rule: &str,
-        detail: &str,
-        at: Millis,
-    ) -> Result<()> {
+    pub async fn record_refusal(&self, r: &RefusalRow<'_>) -> Result<()> {
         sqlx::query(
             "INSERT INTO refusals (id, enrolment_id, learner_id, lesson_id, rule, detail, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
-        .bind(id)
-        .bind(enrolment_id)
-        .bind(learner_id)
-        .bind(lesson_id)
-        .bind(rule)
-        .bind(detail)
-        .bind(at.0)
+        .bind(r.id)
+        .bind(r.enrolment_id)
+        .bind(r.learner_id)
+        .bind(r.lesson_id)
+        .bind(r.rule)
+        .bind(r.detail)
+        .bind(r.at.0)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
     /// Refused starts of an enrolment: (rule, detail, lesson, at).
-    pub async fn refusals_of_enrolment(&self, enrolment_id: &str) -> Result<Vec<(String, String, Option<String>, Millis)>> {
+    pub async fn refusals_of_enrolment(
+        &self,
+        enrolment_id: &str,
+    ) -> Result<Vec<(String, String, Option<String>, Millis)>> {
         sqlx::query("SELECT rule, detail, lesson_id, at FROM refusals WHERE enrolment_id = $1 ORDER BY at, id")
             .bind(enrolment_id)
             .fetch_all(&self.pool)
@@ -615,7 +682,11 @@ impl Store {
     }
 }
 
-async fn insert_event(tx: &mut sqlx::Transaction<'_, sqlx::Any>, session_id: &str, e: &Event) -> Result<()> {
+async fn insert_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    session_id: &str,
+    e: &Event,
+) -> Result<()> {
     let origin = match e.origin {
         Origin::Server => "server",
         Origin::Client => "client",
@@ -679,7 +750,10 @@ fn session_from(r: &AnyRow) -> Result<SessionRecord> {
         learner_id: r.try_get("learner_id")?,
         lesson_id: r.try_get("lesson_id")?,
         platform_id: r.try_get("platform_id")?,
-        profile: ProfileRef { id: r.try_get("profile_id")?, version: u32_col(r, "profile_version")? },
+        profile: ProfileRef {
+            id: r.try_get("profile_id")?,
+            version: u32_col(r, "profile_version")?,
+        },
         created_at: Millis(r.try_get("created_at")?),
         ended_at: r.try_get::<Option<i64>, _>("ended_at")?.map(Millis),
     })

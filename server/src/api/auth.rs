@@ -24,13 +24,21 @@ pub struct CallingLearner(pub LearnerClaims);
 /// headers on a WebSocket).
 pub fn bearer(req: &HttpRequest) -> Option<String> {
     if let Some(h) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
-        return h.to_str().ok().and_then(|s| s.strip_prefix("Bearer ")).map(|s| s.trim().to_owned());
+        return h
+            .to_str()
+            .ok()
+            .and_then(|s| s.strip_prefix("Bearer "))
+            .map(|s| s.trim().to_owned());
     }
     url_param(req.query_string(), "access_token")
 }
 
 fn url_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| v.to_owned())
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
 }
 
 fn token_error(e: TokenError) -> ApiError {
@@ -55,14 +63,17 @@ impl FromRequest for CallingPlatform {
         let app = app(req);
         Box::pin(async move {
             let app = app?;
-            let token = token.ok_or_else(|| ApiError::Unauthorized("a bearer token is required".into()))?;
+            let token =
+                token.ok_or_else(|| ApiError::Unauthorized("a bearer token is required".into()))?;
             let claims = app.keys.verify_platform(&token).map_err(token_error)?;
             let platform = app
                 .store
                 .platform(&claims.sub)
                 .await
                 .map_err(AppError::from)?
-                .ok_or_else(|| ApiError::Unauthorized("the token's platform no longer exists".into()))?;
+                .ok_or_else(|| {
+                    ApiError::Unauthorized("the token's platform no longer exists".into())
+                })?;
             Ok(CallingPlatform(platform))
         })
     }
@@ -75,8 +86,11 @@ impl FromRequest for CallingLearner {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         std::future::ready((|| {
             let app = app(req)?;
-            let token = bearer(req).ok_or_else(|| ApiError::Unauthorized("a learner token is required".into()))?;
-            Ok(CallingLearner(app.keys.verify_learner(&token).map_err(token_error)?))
+            let token = bearer(req)
+                .ok_or_else(|| ApiError::Unauthorized("a learner token is required".into()))?;
+            Ok(CallingLearner(
+                app.keys.verify_learner(&token).map_err(token_error)?,
+            ))
         })())
     }
 }
@@ -87,7 +101,9 @@ impl CallingLearner {
         if self.0.sid == session_id {
             Ok(&self.0)
         } else {
-            Err(ApiError::App(AppError::Forbidden("this learner token belongs to another session".into())))
+            Err(ApiError::App(AppError::Forbidden(
+                "this learner token belongs to another session".into(),
+            )))
         }
     }
 }

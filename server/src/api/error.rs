@@ -49,15 +49,33 @@ pub enum ApiError {
 impl ApiError {
     pub fn problem(&self) -> Problem {
         let (kind, title, detail, rule, field) = match self {
-            ApiError::App(AppError::Invalid { field, why }) => {
-                ("invalid-request", "Invalid request", format!("{field} {why}"), None, Some((*field).to_owned()))
+            ApiError::App(AppError::Invalid { field, why }) => (
+                "invalid-request",
+                "Invalid request",
+                format!("{field} {why}"),
+                None,
+                Some((*field).to_owned()),
+            ),
+            ApiError::App(AppError::Rule { rule, detail }) => (
+                "rule-refused",
+                "Refused by a policy rule",
+                detail.clone(),
+                Some((*rule).to_owned()),
+                None,
+            ),
+            ApiError::App(AppError::NotFound(what)) => (
+                "not-found",
+                "Not found",
+                format!("no such {what}"),
+                None,
+                None,
+            ),
+            ApiError::App(AppError::Forbidden(why)) => {
+                ("forbidden", "Forbidden", why.clone(), None, None)
             }
-            ApiError::App(AppError::Rule { rule, detail }) => {
-                ("rule-refused", "Refused by a policy rule", detail.clone(), Some((*rule).to_owned()), None)
+            ApiError::App(AppError::Conflict(why)) => {
+                ("conflict", "Conflict", why.clone(), None, None)
             }
-            ApiError::App(AppError::NotFound(what)) => ("not-found", "Not found", format!("no such {what}"), None, None),
-            ApiError::App(AppError::Forbidden(why)) => ("forbidden", "Forbidden", why.clone(), None, None),
-            ApiError::App(AppError::Conflict(why)) => ("conflict", "Conflict", why.clone(), None, None),
             ApiError::App(AppError::Unavailable { what, .. }) => (
                 "unavailable",
                 "Temporarily unavailable",
@@ -65,16 +83,53 @@ impl ApiError {
                 None,
                 None,
             ),
-            ApiError::App(AppError::Internal(_)) => {
-                ("internal", "Internal error", "an internal error occurred; it has been logged".to_owned(), None, None)
+            ApiError::App(AppError::Internal(_)) => (
+                "internal",
+                "Internal error",
+                "an internal error occurred; it has been logged".to_owned(),
+                None,
+                None,
+            ),
+            ApiError::Malformed(why) => (
+                "malformed-request",
+                "Malformed request",
+                why.clone(),
+                None,
+                None,
+            ),
+            ApiError::TooLarge(why) => (
+                "payload-too-large",
+                "Payload too large",
+                why.clone(),
+                None,
+                None,
+            ),
+            ApiError::UnsupportedMedia(why) => (
+                "unsupported-media-type",
+                "Unsupported media type",
+                why.clone(),
+                None,
+                None,
+            ),
+            ApiError::Unauthorized(why) => {
+                ("unauthorized", "Unauthorized", why.clone(), None, None)
             }
-            ApiError::Malformed(why) => ("malformed-request", "Malformed request", why.clone(), None, None),
-            ApiError::TooLarge(why) => ("payload-too-large", "Payload too large", why.clone(), None, None),
-            ApiError::UnsupportedMedia(why) => ("unsupported-media-type", "Unsupported media type", why.clone(), None, None),
-            ApiError::Unauthorized(why) => ("unauthorized", "Unauthorized", why.clone(), None, None),
-            ApiError::TokenExpired => ("token-expired", "Token expired", "the bearer token has expired".to_owned(), None, None),
+            ApiError::TokenExpired => (
+                "token-expired",
+                "Token expired",
+                "the bearer token has expired".to_owned(),
+                None,
+                None,
+            ),
         };
-        Problem { kind: format!("/problems/{kind}"), title: title.to_owned(), status: self.status_code().as_u16(), detail, rule, field }
+        Problem {
+            kind: format!("/problems/{kind}"),
+            title: title.to_owned(),
+            status: self.status_code().as_u16(),
+            detail,
+            rule,
+            field,
+        }
     }
 }
 
@@ -105,30 +160,45 @@ impl ResponseError for ApiError {
             resp.insert_header((header::RETRY_AFTER, retry_after_s.to_string()));
         }
         if matches!(self, ApiError::Unauthorized(_) | ApiError::TokenExpired) {
-            resp.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"proctor\"")));
+            resp.insert_header((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"proctor\""),
+            ));
         }
         resp.json(self.problem())
     }
 }
 
 /// Turns actix's JSON extractor errors into problem+json.
-pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+pub fn json_error(
+    err: actix_web::error::JsonPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as E;
-    let e = match &err {
-        E::OverflowKnownLength { .. } | E::Overflow { .. } => ApiError::TooLarge(err.to_string()),
-        E::ContentType => ApiError::UnsupportedMedia("expected application/json".into()),
-        _ => ApiError::Malformed(err.to_string()),
+    // JsonPayloadError is non-exhaustive: anything not named here is a malformed body.
+    let e = if matches!(err, E::OverflowKnownLength { .. } | E::Overflow { .. }) {
+        ApiError::TooLarge(err.to_string())
+    } else if matches!(err, E::ContentType) {
+        ApiError::UnsupportedMedia("expected application/json".into())
+    } else {
+        ApiError::Malformed(err.to_string())
     };
     e.into()
 }
 
 /// Turns query-string errors into problem+json.
-pub fn query_error(err: actix_web::error::QueryPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+pub fn query_error(
+    err: actix_web::error::QueryPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
     ApiError::Malformed(err.to_string()).into()
 }
 
 /// Turns path errors into problem+json.
-pub fn path_error(err: actix_web::error::PathError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+pub fn path_error(
+    err: actix_web::error::PathError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
     ApiError::Malformed(err.to_string()).into()
 }
 

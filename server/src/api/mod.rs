@@ -48,7 +48,10 @@ impl utoipa::Modify for Security {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::OAuth2(OAuth2::new([Flow::ClientCredentials(
-                utoipa::openapi::security::ClientCredentials::new("/oauth/token", utoipa::openapi::security::Scopes::new()),
+                utoipa::openapi::security::ClientCredentials::new(
+                    "/oauth/token",
+                    utoipa::openapi::security::Scopes::new(),
+                ),
             )])),
         );
         components.add_security_scheme(
@@ -57,7 +60,9 @@ impl utoipa::Modify for Security {
                 utoipa::openapi::security::HttpBuilder::new()
                     .scheme(utoipa::openapi::security::HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
-                    .description(Some("The learner token from POST /api/v1/sessions (or ?access_token=)"))
+                    .description(Some(
+                        "The learner token from POST /api/v1/sessions (or ?access_token=)",
+                    ))
                     .build(),
             ),
         );
@@ -97,7 +102,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
 /// The OpenAPI document, generated from the handlers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    actix_web::App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(configure).split_for_parts().1
+    actix_web::App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(configure)
+        .split_for_parts()
+        .1
 }
 
 /// The OpenAPI document as pretty JSON with a trailing newline (the committed form).
@@ -109,7 +119,9 @@ pub fn openapi_json() -> String {
 
 /// JSON extractor limits and problem+json errors.
 pub fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default().limit(MAX_JSON_BYTES).error_handler(error::json_error)
+    web::JsonConfig::default()
+        .limit(MAX_JSON_BYTES)
+        .error_handler(error::json_error)
 }
 
 /// Unknown routes answer problem+json too.
@@ -125,7 +137,9 @@ pub async fn read_limited(mut payload: web::Payload, limit: usize) -> ApiResult<
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::Malformed(e.to_string()))?;
         if buf.len() + chunk.len() > limit {
-            return Err(ApiError::TooLarge(format!("the body exceeds {limit} bytes")));
+            return Err(ApiError::TooLarge(format!(
+                "the body exceeds {limit} bytes"
+            )));
         }
         buf.extend_from_slice(&chunk);
     }

@@ -39,21 +39,39 @@ pub async fn connect(
 ) -> ApiResult<HttpResponse> {
     let claims = learner.for_session(&id)?.clone();
     if app.is_draining() {
-        return Err(AppError::Unavailable { what: "gateway (draining)", retry_after_s: 2 }.into());
+        return Err(AppError::Unavailable {
+            what: "gateway (draining)",
+            retry_after_s: 2,
+        }
+        .into());
     }
     let (outstanding, ended, _) = app.open_challenges(&id).await?;
     if ended {
         return Err(AppError::Conflict("the session has ended; start a new session".into()).into());
     }
-    let (rec, ctx) = app.store.session(&id).await.map_err(AppError::from)?.ok_or(AppError::NotFound("session"))?;
+    let (rec, ctx) = app
+        .store
+        .session(&id)
+        .await
+        .map_err(AppError::from)?
+        .ok_or(AppError::NotFound("session"))?;
     let ctx: crate::domain::SessionContext =
         serde_json::from_str(&ctx).map_err(|e| AppError::Internal(e.to_string()))?;
-    let stored_last = app.store.last_client_seq(&id).await.map_err(AppError::from)?;
+    let stored_last = app
+        .store
+        .last_client_seq(&id)
+        .await
+        .map_err(AppError::from)?;
     let last_seq = app.hub.last_seq(&id).unwrap_or(0).max(stored_last);
-    let profile = crate::domain::Profile::find(&rec.profile).map_err(|e| AppError::Internal(e.to_string()))?;
+    let profile = crate::domain::Profile::find(&rec.profile)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
 
-    let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| ApiError::Malformed(e.to_string()))?;
-    let stream = stream.max_frame_size(MAX_MESSAGE_BYTES).aggregate_continuations().max_continuation_size(MAX_MESSAGE_BYTES);
+    let (response, session, stream) =
+        actix_ws::handle(&req, body).map_err(|e| ApiError::Malformed(e.to_string()))?;
+    let stream = stream
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        .aggregate_continuations()
+        .max_continuation_size(MAX_MESSAGE_BYTES);
     let conn = Connection {
         app: app.into_inner(),
         session_id: id.into_inner(),
@@ -61,7 +79,10 @@ pub async fn connect(
         last_seq,
         lease_ttl_ms: profile.single_window.lease_ttl_ms,
         lesson_duration_ms: ctx.lesson_duration_ms,
-        nonces: outstanding.iter().map(|o| (o.nonce.clone(), (o.kind, o.deadline))).collect(),
+        nonces: outstanding
+            .iter()
+            .map(|o| (o.nonce.clone(), (o.kind, o.deadline)))
+            .collect(),
     };
     let now = conn.app.now();
     let welcome = ServerMsg::Welcome {
@@ -81,7 +102,13 @@ pub async fn connect(
 }
 
 /// The message a challenge is pushed as; pop-ups get the expected code among two decoys.
-pub fn challenge_msg(nonce: String, kind: ChallengeKind, deadline: Millis, expected: Option<String>, now: Millis) -> ChallengeMsg {
+pub fn challenge_msg(
+    nonce: String,
+    kind: ChallengeKind,
+    deadline: Millis,
+    expected: Option<String>,
+    now: Millis,
+) -> ChallengeMsg {
     let mut rng = rand::rng();
     let (choices, prompt) = match (kind, expected) {
         (ChallengeKind::Popup, Some(code)) => {
@@ -94,13 +121,25 @@ pub fn challenge_msg(nonce: String, kind: ChallengeKind, deadline: Millis, expec
             }
             let at = rng.random_range(0..c.len());
             c.swap(0, at);
-            (c, format!("请选择 {code} 继续学习 / Pick {code} to continue"))
+            (
+                c,
+                format!("请选择 {code} 继续学习 / Pick {code} to continue"),
+            )
         }
         (ChallengeKind::Popup, None) => (vec![], "Confirm you are here".into()),
         (ChallengeKind::Snapshot, _) => (vec![], "Taking a photo for your study record".into()),
-        (ChallengeKind::FaceRecheck, _) => (vec![], "Please look at the camera for a face check".into()),
+        (ChallengeKind::FaceRecheck, _) => {
+            (vec![], "Please look at the camera for a face check".into())
+        }
     };
-    ChallengeMsg { nonce, kind, deadline, deadline_in_ms: deadline.0 - now.0, choices, prompt }
+    ChallengeMsg {
+        nonce,
+        kind,
+        deadline,
+        deadline_in_ms: deadline.0 - now.0,
+        choices,
+        prompt,
+    }
 }
 
 struct Connection {
@@ -133,7 +172,10 @@ fn close_reason(code: u16, why: &str) -> CloseReason {
     while d.len() > 120 {
         d.pop();
     }
-    CloseReason { code, description: Some(d) }
+    CloseReason {
+        code,
+        description: Some(d),
+    }
 }
 
 impl Connection {
@@ -144,7 +186,9 @@ impl Connection {
         welcome: ServerMsg,
     ) {
         let (conn_id, mut outbound) = self.app.hub.register(&self.session_id);
-        let mut refresh = tokio::time::interval(Duration::from_secs(crate::auth::LEARNER_TOKEN_TTL_S * 2 / 3));
+        let mut refresh = tokio::time::interval(Duration::from_secs(
+            crate::auth::LEARNER_TOKEN_TTL_S * 2 / 3,
+        ));
         refresh.tick().await;
         let mut closing: Option<CloseReason> = None;
         if send(&mut session, &welcome).await.is_err() {
@@ -188,8 +232,10 @@ impl Connection {
                     None => break,
                 },
                 _ = refresh.tick() => {
-                    if let Ok((token, expires_at)) = self.app.keys.issue_learner(&self.learner_id, &self.session_id) {
-                        if send(&mut session, &ServerMsg::Token { token, expires_at }).await.is_err() { break; }
+                    if let Ok((token, expires_at)) = self.app.keys.issue_learner(&self.learner_id, &self.session_id)
+                        && send(&mut session, &ServerMsg::Token { token, expires_at }).await.is_err()
+                    {
+                        break;
                     }
                 }
             }
@@ -204,10 +250,16 @@ impl Connection {
             Err(why) => return Next::Close(close::MALFORMED, why),
         };
         if seq <= self.last_seq {
-            return Next::Send(vec![ServerMsg::Ack { seq, duplicate: true }]);
+            return Next::Send(vec![ServerMsg::Ack {
+                seq,
+                duplicate: true,
+            }]);
         }
         if seq != self.last_seq + 1 {
-            return Next::Send(vec![ServerMsg::Gap { expected: self.last_seq + 1, got: seq }]);
+            return Next::Send(vec![ServerMsg::Gap {
+                expected: self.last_seq + 1,
+                got: seq,
+            }]);
         }
         let now = self.app.now();
         let mut extra = Vec::new();
@@ -226,15 +278,38 @@ impl Connection {
                 Some(_) => {}
             }
         }
-        let event = Event { origin: Origin::Client, seq, at: now, body };
-        if let Err(e) = self.app.bus.publish(Delivery { session_id: self.session_id.clone(), event }).await {
+        let event = Event {
+            origin: Origin::Client,
+            seq,
+            at: now,
+            body,
+        };
+        if let Err(e) = self
+            .app
+            .bus
+            .publish(Delivery {
+                session_id: self.session_id.clone(),
+                event,
+            })
+            .await
+        {
             tracing::warn!(session = %self.session_id, error = %e, "The bus refused an event; closing the socket.");
-            return Next::Close(close::BACKPRESSURE, "the service cannot accept events now; reconnect and resend".into());
+            return Next::Close(
+                close::BACKPRESSURE,
+                "the service cannot accept events now; reconnect and resend".into(),
+            );
         }
         self.last_seq = seq;
         self.app.hub.set_last_seq(&self.session_id, seq);
-        self.app.leases.renew(&self.learner_id, &self.session_id, now.plus(self.lease_ttl_ms));
-        let mut out = vec![ServerMsg::Ack { seq, duplicate: false }];
+        self.app.leases.renew(
+            &self.learner_id,
+            &self.session_id,
+            now.plus(self.lease_ttl_ms),
+        );
+        let mut out = vec![ServerMsg::Ack {
+            seq,
+            duplicate: false,
+        }];
         out.extend(extra);
         Next::Send(out)
     }
@@ -252,8 +327,12 @@ async fn send(session: &mut actix_ws::Session, msg: &ServerMsg) -> Result<(), ac
 
 /// Parses one client message: `{"seq": n, "type": verb, ...fields}`. Returns a reason on any
 /// problem; the caller closes the socket with `MALFORMED` and that reason.
-pub fn parse_client_message(text: &str, lesson_duration_ms: i64) -> Result<(u64, EventBody), String> {
-    let mut v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+pub fn parse_client_message(
+    text: &str,
+    lesson_duration_ms: i64,
+) -> Result<(u64, EventBody), String> {
+    let mut v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
     let obj = v.as_object_mut().ok_or("a message must be a JSON object")?;
     let seq = obj
         .remove("seq")
@@ -267,19 +346,36 @@ pub fn parse_client_message(text: &str, lesson_duration_ms: i64) -> Result<(u64,
     let max_pos = lesson_duration_ms + 60_000;
     let pos_ok = |p: i64| (0..=max_pos).contains(&p);
     let valid = match &body {
-        EventBody::Played { position_ms } | EventBody::Paused { position_ms } => pos_ok(*position_ms),
+        EventBody::Played { position_ms } | EventBody::Paused { position_ms } => {
+            pos_ok(*position_ms)
+        }
         EventBody::Seeked { from_ms, to_ms } => pos_ok(*from_ms) && pos_ok(*to_ms),
-        EventBody::RateChanged { position_ms, rate_permille } => pos_ok(*position_ms) && (1..=16_000).contains(rate_permille),
-        EventBody::Heartbeat { position_ms, rate_permille, played, .. } => {
+        EventBody::RateChanged {
+            position_ms,
+            rate_permille,
+        } => pos_ok(*position_ms) && (1..=16_000).contains(rate_permille),
+        EventBody::Heartbeat {
+            position_ms,
+            rate_permille,
+            played,
+            ..
+        } => {
             pos_ok(*position_ms)
                 && (0..=16_000).contains(rate_permille)
                 && played.len() <= 256
-                && played.iter().all(|[a, b]| pos_ok(*a) && pos_ok(*b) && a <= b)
+                && played
+                    .iter()
+                    .all(|[a, b]| pos_ok(*a) && pos_ok(*b) && a <= b)
         }
-        EventBody::VisibilityChanged { position_ms, .. } | EventBody::FocusChanged { position_ms, .. } => pos_ok(*position_ms),
+        EventBody::VisibilityChanged { position_ms, .. }
+        | EventBody::FocusChanged { position_ms, .. } => pos_ok(*position_ms),
         EventBody::ChallengeAnswered { nonce, answer } => nonce.len() <= 64 && answer.len() <= 64,
-        EventBody::Signal { name, detail } => !name.is_empty() && name.len() <= 64 && detail.len() <= 512,
-        EventBody::Initialized { duration_ms } => duration_ms.is_none_or(|d| (0..=86_400_000).contains(&d)),
+        EventBody::Signal { name, detail } => {
+            !name.is_empty() && name.len() <= 64 && detail.len() <= 512
+        }
+        EventBody::Initialized { duration_ms } => {
+            duration_ms.is_none_or(|d| (0..=86_400_000).contains(&d))
+        }
         EventBody::Terminated { position_ms, .. } => position_ms.is_none_or(pos_ok),
         EventBody::SessionStarted
         | EventBody::ChallengeIssued { .. }
@@ -301,7 +397,10 @@ mod tests {
     #[test]
     fn client_messages_are_checked_strictly() {
         let ok = r#"{"seq":1,"type":"heartbeat","position_ms":5000,"rate_permille":1000,"paused":false,"visible":true,"focused":true}"#;
-        assert!(matches!(parse_client_message(ok, 600_000), Ok((1, EventBody::Heartbeat { .. }))));
+        assert!(matches!(
+            parse_client_message(ok, 600_000),
+            Ok((1, EventBody::Heartbeat { .. }))
+        ));
         for bad in [
             "not json",
             "[1,2]",
@@ -315,8 +414,14 @@ mod tests {
             r#"{"seq":1,"type":"rate_changed","position_ms":1,"rate_permille":0}"#,
             r#"{"seq":1,"type":"terminated","reason":"superseded"}"#,
         ] {
-            assert!(parse_client_message(bad, 600_000).is_err(), "accepted: {bad}");
+            assert!(
+                parse_client_message(bad, 600_000).is_err(),
+                "accepted: {bad}"
+            );
         }
-        assert!(parse_client_message(r#"{"seq":2,"type":"terminated","reason":"ended"}"#, 600_000).is_ok());
+        assert!(
+            parse_client_message(r#"{"seq":2,"type":"terminated","reason":"ended"}"#, 600_000)
+                .is_ok()
+        );
     }
 }

@@ -74,7 +74,10 @@ pub struct NewEnrolment {
 }
 
 fn invalid(field: &'static str, why: impl Into<String>) -> AppError {
-    AppError::Invalid { field, why: why.into() }
+    AppError::Invalid {
+        field,
+        why: why.into(),
+    }
 }
 
 fn non_blank(field: &'static str, s: &str, max: usize) -> AppResult<()> {
@@ -100,10 +103,17 @@ pub struct PlatformCredentials {
 
 impl App {
     /// Registers a platform and returns its one-time credentials. Operator-only (CLI).
-    pub async fn create_platform(&self, name: &str, province: &str) -> AppResult<PlatformCredentials> {
+    pub async fn create_platform(
+        &self,
+        name: &str,
+        province: &str,
+    ) -> AppResult<PlatformCredentials> {
         non_blank("name", name, 200)?;
         if province.len() != 2 || !province.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(invalid("province", "must be a two-digit province code (GB/T 2260), e.g. 41"));
+            return Err(invalid(
+                "province",
+                "must be a two-digit province code (GB/T 2260), e.g. 41",
+            ));
         }
         let secret = random_secret();
         let p = Platform {
@@ -115,7 +125,9 @@ impl App {
             banned_since: None,
             created_at: self.now(),
         };
-        self.store.create_platform(&p, &sha256_hex(secret.as_bytes())).await?;
+        self.store
+            .create_platform(&p, &sha256_hex(secret.as_bytes()))
+            .await?;
         Ok(PlatformCredentials {
             platform_id: p.id,
             name: p.name,
@@ -145,11 +157,17 @@ impl App {
         for (i, l) in req.lessons.into_iter().enumerate() {
             non_blank("lessons[].title", &l.title, 200)?;
             if l.duration_s == 0 || l.duration_s > 24 * 3600 {
-                return Err(invalid("lessons[].duration_s", "must be between 1 s and 24 h"));
+                return Err(invalid(
+                    "lessons[].duration_s",
+                    "must be between 1 s and 24 h",
+                ));
             }
             let hash = l.content_hash.to_ascii_lowercase();
             if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(invalid("lessons[].content_hash", "must be a sha256 in 64 hex digits"));
+                return Err(invalid(
+                    "lessons[].content_hash",
+                    "must be a sha256 in 64 hex digits",
+                ));
             }
             lessons.push(Lesson {
                 id: new_id(),
@@ -161,7 +179,13 @@ impl App {
                 approved: false,
             });
         }
-        let course = Course { id, platform_id: platform.id.clone(), title: req.title, lessons, created_at: self.now() };
+        let course = Course {
+            id,
+            platform_id: platform.id.clone(),
+            title: req.title,
+            lessons,
+            created_at: self.now(),
+        };
         self.store.create_course(&course).await?;
         self.course(platform, &course.id).await
     }
@@ -180,22 +204,28 @@ impl App {
             .map_err(|e| invalid("profile", e.to_string()))?;
         let (total, online) = (req.planned_total_hours, req.planned_online_hours);
         if total == 0 || total > 10_000 {
-            return Err(invalid("planned_total_hours", "must be between 1 and 10000"));
+            return Err(invalid(
+                "planned_total_hours",
+                "must be between 1 and 10000",
+            ));
         }
         if online > total {
-            return Err(invalid("planned_online_hours", "must not exceed planned_total_hours"));
+            return Err(invalid(
+                "planned_online_hours",
+                "must not exceed planned_total_hours",
+            ));
         }
-        if let Some(cap) = &profile.online_cap {
-            if f64::from(online) > f64::from(total) * cap.max_online_share + 1e-9 {
-                return Err(AppError::Rule {
-                    rule: "R7_online_share_cap",
-                    detail: format!(
-                        "{online} online hours of {total} exceed the {:.0} % cap of profile {}",
-                        cap.max_online_share * 100.0,
-                        profile.reference()
-                    ),
-                });
-            }
+        if let Some(cap) = &profile.online_cap
+            && f64::from(online) > f64::from(total) * cap.max_online_share + 1e-9
+        {
+            return Err(AppError::Rule {
+                rule: "R7_online_share_cap",
+                detail: format!(
+                    "{online} online hours of {total} exceed the {:.0} % cap of profile {}",
+                    cap.max_online_share * 100.0,
+                    profile.reference()
+                ),
+            });
         }
         if f64::from(total - online) < f64::from(total) * profile.plan.min_practical_share - 1e-9 {
             return Err(AppError::Rule {
@@ -208,13 +238,21 @@ impl App {
                 ),
             });
         }
-        if let (Some(occ), Some(min)) = (req.occupation.as_deref(), profile.plan.offline_hours_min) {
-            if profile.plan.offline_required_occupations.iter().any(|o| o == occ) && total - online < min {
-                return Err(AppError::Rule {
-                    rule: "R10_offline_hours",
-                    detail: format!("occupation {occ} needs at least {min} offline hours under profile {}", profile.reference()),
-                });
-            }
+        if let (Some(occ), Some(min)) = (req.occupation.as_deref(), profile.plan.offline_hours_min)
+            && profile
+                .plan
+                .offline_required_occupations
+                .iter()
+                .any(|o| o == occ)
+            && total - online < min
+        {
+            return Err(AppError::Rule {
+                rule: "R10_offline_hours",
+                detail: format!(
+                    "occupation {occ} needs at least {min} offline hours under profile {}",
+                    profile.reference()
+                ),
+            });
         }
         let class = Class {
             id: new_id(),
@@ -222,7 +260,10 @@ impl App {
             course_id: req.course_id,
             name: req.name,
             occupation: req.occupation,
-            profile: ProfileRef { id: profile.id.clone(), version: profile.version },
+            profile: ProfileRef {
+                id: profile.id.clone(),
+                version: profile.version,
+            },
             planned_total_hours: total,
             planned_online_hours: online,
             created_at: self.now(),
@@ -242,8 +283,14 @@ impl App {
         non_blank("external_ref", &req.external_ref, 100)?;
         non_blank("real_name", &req.real_name, 100)?;
         let idn = req.id_number.trim().to_ascii_uppercase();
-        if idn.len() != 18 || !idn[..17].bytes().all(|b| b.is_ascii_digit()) || !idn[17..].bytes().all(|b| b.is_ascii_digit() || b == b'X') {
-            return Err(invalid("id_number", "must be an 18-character resident ID number"));
+        if idn.len() != 18
+            || !idn[..17].bytes().all(|b| b.is_ascii_digit())
+            || !idn[17..].bytes().all(|b| b.is_ascii_digit() || b == b'X')
+        {
+            return Err(invalid(
+                "id_number",
+                "must be an 18-character resident ID number",
+            ));
         }
         let learner = Learner {
             id: new_id(),
@@ -253,7 +300,9 @@ impl App {
             face_consent: req.face_consent,
             created_at: self.now(),
         };
-        self.store.create_learner(&learner, &sha256_hex(idn.as_bytes())).await?;
+        self.store
+            .create_learner(&learner, &sha256_hex(idn.as_bytes()))
+            .await?;
         Ok(learner)
     }
 
@@ -264,35 +313,63 @@ impl App {
         }
     }
 
-    pub async fn create_enrolment(&self, platform: &Platform, req: NewEnrolment) -> AppResult<Enrolment> {
+    pub async fn create_enrolment(
+        &self,
+        platform: &Platform,
+        req: NewEnrolment,
+    ) -> AppResult<Enrolment> {
         let class = self.class(platform, &req.class_id).await?;
         self.learner(platform, &req.learner_id).await?;
-        let profile = Profile::find(&class.profile).map_err(|e| AppError::Internal(e.to_string()))?;
+        let profile =
+            Profile::find(&class.profile).map_err(|e| AppError::Internal(e.to_string()))?;
         let size = self.store.class_size(&class.id).await?;
         if size >= profile.plan.max_class_size {
             return Err(AppError::Rule {
                 rule: "R12_class_size",
-                detail: format!("the class already has {size} learners (max {})", profile.plan.max_class_size),
+                detail: format!(
+                    "the class already has {size} learners (max {})",
+                    profile.plan.max_class_size
+                ),
             });
         }
         let now = self.now();
         let others = self.store.enrolments_of_person(&req.learner_id).await?;
         sessions::check_cooldown(&profile, now, &others)?;
-        let e = Enrolment { id: new_id(), class_id: class.id, learner_id: req.learner_id, enrolled_at: now, examined_at: None };
+        let e = Enrolment {
+            id: new_id(),
+            class_id: class.id,
+            learner_id: req.learner_id,
+            enrolled_at: now,
+            examined_at: None,
+        };
         self.store.create_enrolment(&e).await?;
         Ok(e)
     }
 
     pub async fn enrolment(&self, platform: &Platform, id: &str) -> AppResult<(Enrolment, Class)> {
-        let e = self.store.enrolment(id).await?.ok_or(AppError::NotFound("enrolment"))?;
-        let class = self.class(platform, &e.class_id).await.map_err(|_| AppError::NotFound("enrolment"))?;
+        let e = self
+            .store
+            .enrolment(id)
+            .await?
+            .ok_or(AppError::NotFound("enrolment"))?;
+        let class = self
+            .class(platform, &e.class_id)
+            .await
+            .map_err(|_| AppError::NotFound("enrolment"))?;
         Ok((e, class))
     }
 
     /// Records that an enrolment's training was examined (it starts the R11 cooldown).
-    pub async fn mark_examined(&self, platform: &Platform, id: &str, at: Option<Millis>) -> AppResult<Enrolment> {
+    pub async fn mark_examined(
+        &self,
+        platform: &Platform,
+        id: &str,
+        at: Option<Millis>,
+    ) -> AppResult<Enrolment> {
         let (e, _) = self.enrolment(platform, id).await?;
-        self.store.set_examined(&e.id, at.unwrap_or_else(|| self.now())).await?;
+        self.store
+            .set_examined(&e.id, at.unwrap_or_else(|| self.now()))
+            .await?;
         Ok(self.enrolment(platform, id).await?.0)
     }
 }

@@ -24,8 +24,11 @@ pub struct DemoCredentials {
 
 /// The demo lessons: (title, duration in seconds). Their content hashes are derived from the
 /// titles, and approved for province 41.
-pub const DEMO_LESSONS: [(&str, u32); 3] =
-    [("安全生产基础 Workplace safety basics", 12 * 60), ("电工基础 Electrical basics", 45 * 60), ("急救常识 First aid", 45 * 60)];
+pub const DEMO_LESSONS: [(&str, u32); 3] = [
+    ("安全生产基础 Workplace safety basics", 12 * 60),
+    ("电工基础 Electrical basics", 45 * 60),
+    ("急救常识 First aid", 45 * 60),
+];
 
 pub const DEMO_PROVINCE: &str = "41";
 
@@ -35,14 +38,17 @@ impl App {
         use anyhow::Context;
         let path = data_dir.join("demo-credentials.json");
         if let Ok(text) = std::fs::read_to_string(&path) {
-            let mut creds: DemoCredentials = serde_json::from_str(&text).context("Failed to read demo-credentials.json")?;
+            let mut creds: DemoCredentials =
+                serde_json::from_str(&text).context("Failed to read demo-credentials.json")?;
             if creds.server != self.public_url {
                 creds.server = self.public_url.clone();
                 write_private(&path, &serde_json::to_string_pretty(&creds)?)?;
             }
             return Ok(creds);
         }
-        let platform_creds = self.create_platform("Demo Training Platform 演示培训平台", DEMO_PROVINCE).await?;
+        let platform_creds = self
+            .create_platform("Demo Training Platform 演示培训平台", DEMO_PROVINCE)
+            .await?;
         let platform = self
             .store
             .platform(&platform_creds.platform_id)
@@ -50,13 +56,25 @@ impl App {
             .context("Failed to read back the demo platform")?;
         let lessons: Vec<NewLesson> = DEMO_LESSONS
             .iter()
-            .map(|(title, secs)| NewLesson { title: (*title).to_owned(), duration_s: *secs, content_hash: sha256_hex(title.as_bytes()) })
+            .map(|(title, secs)| NewLesson {
+                title: (*title).to_owned(),
+                duration_s: *secs,
+                content_hash: sha256_hex(title.as_bytes()),
+            })
             .collect();
         for l in &lessons {
-            self.store.approve_content(DEMO_PROVINCE, &l.content_hash, self.now()).await?;
+            self.store
+                .approve_content(DEMO_PROVINCE, &l.content_hash, self.now())
+                .await?;
         }
         let course = self
-            .create_course(&platform, NewCourse { title: "Demo course 演示课程".into(), lessons })
+            .create_course(
+                &platform,
+                NewCourse {
+                    title: "Demo course 演示课程".into(),
+                    lessons,
+                },
+            )
             .await
             .map_err(|e| anyhow::anyhow!("Failed to create the demo course: {e}"))?;
         let creds = DemoCredentials {

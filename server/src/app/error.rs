@@ -24,7 +24,10 @@ pub enum AppError {
     Conflict(String),
     /// A dependency (store, bus, face models) is unavailable; retry later.
     #[error("{what} unavailable")]
-    Unavailable { what: &'static str, retry_after_s: u32 },
+    Unavailable {
+        what: &'static str,
+        retry_after_s: u32,
+    },
     /// A bug or corrupt data. Logged in full, never shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -35,7 +38,10 @@ impl From<StoreError> for AppError {
         match e {
             StoreError::Unavailable(err) => {
                 tracing::warn!(error = %err, "The store is unavailable.");
-                AppError::Unavailable { what: "store", retry_after_s: 5 }
+                AppError::Unavailable {
+                    what: "store",
+                    retry_after_s: 5,
+                }
             }
             StoreError::Conflict(what) => AppError::Conflict(what),
             StoreError::Corrupt(what) => AppError::Internal(what),
@@ -45,7 +51,10 @@ impl From<StoreError> for AppError {
 
 impl From<crate::adapters::bus::BusError> for AppError {
     fn from(_: crate::adapters::bus::BusError) -> Self {
-        AppError::Unavailable { what: "event bus", retry_after_s: 5 }
+        AppError::Unavailable {
+            what: "event bus",
+            retry_after_s: 5,
+        }
     }
 }
 

@@ -45,7 +45,10 @@ impl Hub {
         let (tx, rx) = mpsc::unbounded_channel();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         if let Some(old) = lock(&self.conns).insert(session.to_owned(), Conn { id, tx }) {
-            let _ = old.tx.send(Outbound::Close(super::protocol::close::REPLACED, "replaced by a newer connection".into()));
+            let _ = old.tx.send(Outbound::Close(
+                super::protocol::close::REPLACED,
+                "replaced by a newer connection".into(),
+            ));
         }
         (id, rx)
     }
@@ -60,7 +63,9 @@ impl Hub {
 
     /// Pushes a message to the session's socket, if it has one here.
     pub fn push(&self, session: &str, msg: ServerMsg) -> bool {
-        lock(&self.conns).get(session).is_some_and(|c| c.tx.send(Outbound::Msg(msg)).is_ok())
+        lock(&self.conns)
+            .get(session)
+            .is_some_and(|c| c.tx.send(Outbound::Msg(msg)).is_ok())
     }
 
     pub fn close(&self, session: &str, code: u16, reason: &str) {
@@ -105,7 +110,10 @@ pub struct Leases {
 impl Leases {
     /// The live session holding the learner's lease at `now`, other than `except`.
     pub fn holder(&self, learner: &str, now: Millis) -> Option<String> {
-        lock(&self.held).get(learner).filter(|(_, exp)| *exp > now).map(|(s, _)| s.clone())
+        lock(&self.held)
+            .get(learner)
+            .filter(|(_, exp)| *exp > now)
+            .map(|(s, _)| s.clone())
     }
 
     /// Takes or renews the lease for `session` until `until`.
@@ -148,7 +156,11 @@ mod tests {
         let (b, _rx_b) = hub.register("s");
         assert!(matches!(rx_a.try_recv(), Ok(Outbound::Close(4409, _))));
         hub.unregister("s", a);
-        assert_eq!(hub.connections(), 1, "the old socket's unregister does not remove the new one");
+        assert_eq!(
+            hub.connections(),
+            1,
+            "the old socket's unregister does not remove the new one"
+        );
         hub.unregister("s", b);
         assert_eq!(hub.connections(), 0);
     }
@@ -158,10 +170,21 @@ mod tests {
         let l = Leases::default();
         l.hold("learner", "s1", Millis(100));
         assert_eq!(l.holder("learner", Millis(50)).as_deref(), Some("s1"));
-        assert_eq!(l.holder("learner", Millis(100)), None, "expired at its deadline");
-        assert!(!l.renew("learner", "s2", Millis(200)), "another session cannot renew it");
+        assert_eq!(
+            l.holder("learner", Millis(100)),
+            None,
+            "expired at its deadline"
+        );
+        assert!(
+            !l.renew("learner", "s2", Millis(200)),
+            "another session cannot renew it"
+        );
         l.release("learner", "s2");
-        assert_eq!(l.holder("learner", Millis(50)).as_deref(), Some("s1"), "only the holder releases");
+        assert_eq!(
+            l.holder("learner", Millis(50)).as_deref(),
+            Some("s1"),
+            "only the holder releases"
+        );
         l.release("learner", "s1");
         assert_eq!(l.holder("learner", Millis(50)), None);
     }

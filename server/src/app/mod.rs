@@ -60,7 +60,11 @@ impl App {
             .public_url
             .strip_prefix("https://")
             .map(|rest| format!("wss://{rest}"))
-            .or_else(|| self.public_url.strip_prefix("http://").map(|rest| format!("ws://{rest}")))
+            .or_else(|| {
+                self.public_url
+                    .strip_prefix("http://")
+                    .map(|rest| format!("ws://{rest}"))
+            })
             .unwrap_or_else(|| self.public_url.clone());
         format!("{base}/api/v1/sessions/{session_id}/ws")
     }
@@ -70,9 +74,21 @@ impl App {
     /// workers never hand out the same number twice.
     pub async fn append_server_event(&self, session_id: &str, body: EventBody) -> AppResult<Event> {
         let seq = self.store.next_server_seq(session_id).await?;
-        let event = Event { origin: Origin::Server, seq, at: self.now(), body };
-        self.store.append_events(&[(session_id.to_owned(), event.clone())]).await?;
-        self.bus.publish(Delivery { session_id: session_id.to_owned(), event: event.clone() }).await?;
+        let event = Event {
+            origin: Origin::Server,
+            seq,
+            at: self.now(),
+            body,
+        };
+        self.store
+            .append_events(&[(session_id.to_owned(), event.clone())])
+            .await?;
+        self.bus
+            .publish(Delivery {
+                session_id: session_id.to_owned(),
+                event: event.clone(),
+            })
+            .await?;
         Ok(event)
     }
 }

@@ -36,9 +36,17 @@ pub enum ServerMsg {
         lesson_complete: bool,
     },
     /// Something the learner did earned no credit, and why.
-    Warning { rule: String, code: String, message: String },
+    Warning {
+        rule: String,
+        code: String,
+        message: String,
+    },
     /// A message was accepted into the log but is not valid as an answer (e.g. a wrong nonce).
-    Error { seq: u64, code: String, detail: String },
+    Error {
+        seq: u64,
+        code: String,
+        detail: String,
+    },
     /// A fresh learner token, before the current one expires.
     Token { token: String, expires_at: u64 },
     /// The session ended; the socket closes next.

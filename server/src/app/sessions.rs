@@ -5,12 +5,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{App, AppError, AppResult, new_id};
-use crate::domain::admission::{self, Admitted, AdmissionFacts, OtherEnrolment, PlatformStanding, Refusal};
+use crate::domain::admission::{
+    self, AdmissionFacts, Admitted, OtherEnrolment, PlatformStanding, Refusal,
+};
 use crate::domain::enrolment::{EnrolmentInput, LessonInput, enrolment_verdict};
 use crate::domain::verdict::EnrolmentVerdict;
 use crate::domain::{
-    Event, EventBody, LearnerId, LessonId, Millis, Origin, Profile, ProfileRef, SessionContext, SessionFold, SessionId,
-    SessionVerdict, TerminationReason,
+    Event, EventBody, LearnerId, LessonId, Millis, Origin, Profile, ProfileRef, SessionContext,
+    SessionFold, SessionId, SessionVerdict, TerminationReason,
 };
 use crate::model::{Enrolment, Platform, SessionRecord};
 
@@ -85,13 +87,20 @@ pub fn refusal_rule(r: &Refusal) -> &'static str {
 fn other_enrolments(all: &[Enrolment], except: Option<&str>) -> Vec<OtherEnrolment> {
     all.iter()
         .filter(|e| Some(e.id.as_str()) != except)
-        .map(|e| OtherEnrolment { enrolled_at: e.enrolled_at, examined_at: e.examined_at })
+        .map(|e| OtherEnrolment {
+            enrolled_at: e.enrolled_at,
+            examined_at: e.examined_at,
+        })
         .collect()
 }
 
 /// R11 at enrolment time: the same decision the session start makes, on the person's other
 /// enrolments only.
-pub fn check_cooldown(profile: &Profile, now: Millis, person_enrolments: &[Enrolment]) -> AppResult<()> {
+pub fn check_cooldown(
+    profile: &Profile,
+    now: Millis,
+    person_enrolments: &[Enrolment],
+) -> AppResult<()> {
     let others = other_enrolments(person_enrolments, None);
     let facts = AdmissionFacts {
         profile,
@@ -100,11 +109,19 @@ pub fn check_cooldown(profile: &Profile, now: Millis, person_enrolments: &[Enrol
         lesson_position: 1,
         completed_positions: &[],
         content_approved: true,
-        platform: PlatformStanding { registered: true, banned_since: None },
+        platform: PlatformStanding {
+            registered: true,
+            banned_since: None,
+        },
         other_enrolments: &others,
         lease_holder: None,
     };
-    admission::admit(&facts).map(|_| ()).map_err(|r| AppError::Rule { rule: refusal_rule(&r), detail: r.to_string() })
+    admission::admit(&facts)
+        .map(|_| ())
+        .map_err(|r| AppError::Rule {
+            rule: refusal_rule(&r),
+            detail: r.to_string(),
+        })
 }
 
 /// Merged union of ms intervals.
@@ -127,8 +144,16 @@ impl App {
     }
 
     /// A session the platform owns.
-    pub async fn session_of(&self, platform: &Platform, id: &str) -> AppResult<(SessionRecord, SessionContext)> {
-        let (rec, ctx) = self.store.session(id).await?.ok_or(AppError::NotFound("session"))?;
+    pub async fn session_of(
+        &self,
+        platform: &Platform,
+        id: &str,
+    ) -> AppResult<(SessionRecord, SessionContext)> {
+        let (rec, ctx) = self
+            .store
+            .session(id)
+            .await?
+            .ok_or(AppError::NotFound("session"))?;
         if rec.platform_id != platform.id {
             return Err(AppError::NotFound("session"));
         }
@@ -137,23 +162,37 @@ impl App {
     }
 
     /// The current verdict of a session: the stored one, or a replay if none is stored yet.
-    pub async fn session_verdict(&self, rec: &SessionRecord, ctx: &SessionContext) -> AppResult<SessionVerdict> {
+    pub async fn session_verdict(
+        &self,
+        rec: &SessionRecord,
+        ctx: &SessionContext,
+    ) -> AppResult<SessionVerdict> {
         if let Some(json) = self.store.verdict_json(&rec.id).await? {
             return serde_json::from_str(&json).map_err(|e| AppError::Internal(e.to_string()));
         }
         let events = self.store.events(&rec.id).await?;
-        Ok(SessionFold::replay(self.profile_of(&rec.profile)?, ctx.clone(), events))
+        Ok(SessionFold::replay(
+            self.profile_of(&rec.profile)?,
+            ctx.clone(),
+            events,
+        ))
     }
 
     /// Recomputes a verdict from the log and compares it, byte for byte, with the stored one.
     pub async fn replay(&self, session_id: &str) -> AppResult<ReplayReport> {
-        let (rec, ctx) = self.store.session(session_id).await?.ok_or(AppError::NotFound("session"))?;
-        let ctx: SessionContext = serde_json::from_str(&ctx).map_err(|e| AppError::Internal(e.to_string()))?;
+        let (rec, ctx) = self
+            .store
+            .session(session_id)
+            .await?
+            .ok_or(AppError::NotFound("session"))?;
+        let ctx: SessionContext =
+            serde_json::from_str(&ctx).map_err(|e| AppError::Internal(e.to_string()))?;
         let events = self.store.events(&rec.id).await?;
         let n = events.len();
         let replayed = SessionFold::replay(self.profile_of(&rec.profile)?, ctx, events);
         let stored = self.store.verdict_json(&rec.id).await?;
-        let fresh = serde_json::to_string(&replayed).map_err(|e| AppError::Internal(e.to_string()))?;
+        let fresh =
+            serde_json::to_string(&replayed).map_err(|e| AppError::Internal(e.to_string()))?;
         Ok(ReplayReport {
             session_id: rec.id,
             events: n,
@@ -165,11 +204,16 @@ impl App {
 
     /// Coverage of one lesson by an enrolment's sessions so far (merged), and whether any
     /// of those sessions is still running.
-    async fn lesson_coverage(&self, sessions: &[SessionRecord], lesson_id: &str) -> AppResult<Vec<[i64; 2]>> {
+    async fn lesson_coverage(
+        &self,
+        sessions: &[SessionRecord],
+        lesson_id: &str,
+    ) -> AppResult<Vec<[i64; 2]>> {
         let mut all = Vec::new();
         for s in sessions.iter().filter(|s| s.lesson_id == lesson_id) {
             if let Some(json) = self.store.verdict_json(&s.id).await? {
-                let v: SessionVerdict = serde_json::from_str(&json).map_err(|e| AppError::Internal(e.to_string()))?;
+                let v: SessionVerdict =
+                    serde_json::from_str(&json).map_err(|e| AppError::Internal(e.to_string()))?;
                 all.extend(v.coverage);
             }
         }
@@ -177,7 +221,11 @@ impl App {
     }
 
     /// Starts a learning session, or refuses it naming the rule (and records the refusal).
-    pub async fn start_session(&self, platform: &Platform, req: StartSession) -> AppResult<StartedSession> {
+    pub async fn start_session(
+        &self,
+        platform: &Platform,
+        req: StartSession,
+    ) -> AppResult<StartedSession> {
         let (enrolment, class) = self.enrolment(platform, &req.enrolment_id).await?;
         let profile = self.profile_of(&class.profile)?;
         let course = self.course(platform, &class.course_id).await?;
@@ -186,7 +234,10 @@ impl App {
             .iter()
             .find(|l| l.id == req.lesson_id)
             .cloned()
-            .ok_or(AppError::Invalid { field: "lesson_id", why: "is not a lesson of the class's course".into() })?;
+            .ok_or(AppError::Invalid {
+                field: "lesson_id",
+                why: "is not a lesson of the class's course".into(),
+            })?;
         let learner = self.learner(platform, &enrolment.learner_id).await?;
         let now = self.now();
 
@@ -209,7 +260,10 @@ impl App {
             lesson_position: lesson.position,
             completed_positions: &completed,
             content_approved: lesson.approved,
-            platform: PlatformStanding { registered: platform.registered, banned_since: platform.banned_since },
+            platform: PlatformStanding {
+                registered: platform.registered,
+                banned_since: platform.banned_since,
+            },
             other_enrolments: &others,
             lease_holder: holder.clone().map(SessionId),
         };
@@ -220,13 +274,23 @@ impl App {
                 let rule = refusal_rule(&refusal);
                 let detail = refusal.to_string();
                 self.store
-                    .record_refusal(&new_id(), &learner.id, Some(&enrolment.id), Some(&lesson.id), rule, &detail, now)
+                    .record_refusal(&crate::adapters::store::RefusalRow {
+                        id: &new_id(),
+                        learner_id: &learner.id,
+                        enrolment_id: Some(&enrolment.id),
+                        lesson_id: Some(&lesson.id),
+                        rule,
+                        detail: &detail,
+                        at: now,
+                    })
                     .await?;
-                if let (Refusal::ConcurrentSession { holder }, true) = (&refusal, true) {
+                if let Refusal::ConcurrentSession { holder } = &refusal {
                     // R2: both facts are recorded, in the holder's log too.
                     self.append_server_event(
                         holder.as_str(),
-                        EventBody::ConcurrentSessionRefused { other_session: SessionId(session_id.clone()) },
+                        EventBody::ConcurrentSessionRefused {
+                            other_session: SessionId(session_id.clone()),
+                        },
                     )
                     .await?;
                 }
@@ -252,25 +316,51 @@ impl App {
             created_at: now,
             ended_at: None,
         };
-        let started = Event { origin: Origin::Server, seq: 1, at: now, body: EventBody::SessionStarted };
-        let ctx_json = serde_json::to_string(&ctx).map_err(|e| AppError::Internal(e.to_string()))?;
+        let started = Event {
+            origin: Origin::Server,
+            seq: 1,
+            at: now,
+            body: EventBody::SessionStarted,
+        };
+        let ctx_json =
+            serde_json::to_string(&ctx).map_err(|e| AppError::Internal(e.to_string()))?;
         self.store
-            .create_session(crate::adapters::store::NewSession { record: &record, context_json: &ctx_json, started: &started })
+            .create_session(crate::adapters::store::NewSession {
+                record: &record,
+                context_json: &ctx_json,
+                started: &started,
+            })
             .await?;
         if let Admitted::StartSuperseding(old) = admitted {
             self.append_server_event(
                 old.as_str(),
-                EventBody::Terminated { reason: TerminationReason::Superseded, position_ms: None },
+                EventBody::Terminated {
+                    reason: TerminationReason::Superseded,
+                    position_ms: None,
+                },
             )
             .await?;
-            self.hub.close(old.as_str(), super::protocol::close::SESSION_ENDED, "superseded by a newer session");
+            self.hub.close(
+                old.as_str(),
+                super::protocol::close::SESSION_ENDED,
+                "superseded by a newer session",
+            );
         }
-        self.leases.hold(&learner.id, &session_id, now.plus(profile.single_window.lease_ttl_ms));
+        self.leases.hold(
+            &learner.id,
+            &session_id,
+            now.plus(profile.single_window.lease_ttl_ms),
+        );
         self.bus
-            .publish(crate::adapters::bus::Delivery { session_id: session_id.clone(), event: started })
+            .publish(crate::adapters::bus::Delivery {
+                session_id: session_id.clone(),
+                event: started,
+            })
             .await?;
-        let (token, expires) =
-            self.keys.issue_learner(&learner.id, &session_id).map_err(|e| AppError::Internal(e.to_string()))?;
+        let (token, expires) = self
+            .keys
+            .issue_learner(&learner.id, &session_id)
+            .map_err(|e| AppError::Internal(e.to_string()))?;
         Ok(StartedSession {
             ws_url: self.ws_url(&session_id),
             session_id,
@@ -279,7 +369,11 @@ impl App {
             lesson_id: lesson.id,
             lesson_duration_ms: lesson.duration_ms,
             profile: class.profile,
-            identity_check: if learner.face_consent { IdentityCheck::Face } else { IdentityCheck::Manual },
+            identity_check: if learner.face_consent {
+                IdentityCheck::Face
+            } else {
+                IdentityCheck::Manual
+            },
             heartbeat_interval_ms: self.heartbeat_interval_ms,
             started_at: now,
         })
@@ -287,16 +381,28 @@ impl App {
 
     /// Credited time of the enrolment's other sessions, and how many of their snapshots fall in
     /// the 课时 that is still open: where a new session's snapshot plan continues from.
-    pub async fn enrolment_progress(&self, rec: &SessionRecord, profile: &Profile) -> AppResult<(i64, u32)> {
+    pub async fn enrolment_progress(
+        &self,
+        rec: &SessionRecord,
+        profile: &Profile,
+    ) -> AppResult<(i64, u32)> {
         let mut spans = Vec::new();
         let mut snaps = Vec::new();
         for s in self.store.sessions_of_enrolment(&rec.enrolment_id).await? {
             if s.id == rec.id {
                 continue;
             }
-            let Some(json) = self.store.verdict_json(&s.id).await? else { continue };
-            let v: SessionVerdict = serde_json::from_str(&json).map_err(|e| AppError::Internal(e.to_string()))?;
-            spans.extend(v.timeline.iter().filter(|sp| sp.credited).map(|sp| (sp.from, sp.to)));
+            let Some(json) = self.store.verdict_json(&s.id).await? else {
+                continue;
+            };
+            let v: SessionVerdict =
+                serde_json::from_str(&json).map_err(|e| AppError::Internal(e.to_string()))?;
+            spans.extend(
+                v.timeline
+                    .iter()
+                    .filter(|sp| sp.credited)
+                    .map(|sp| (sp.from, sp.to)),
+            );
             snaps.extend(v.snapshots.iter().map(|sn| sn.at));
         }
         spans.sort_unstable();
@@ -319,7 +425,11 @@ impl App {
     }
 
     /// The enrolment verdict: the pure enrolment fold over its sessions' verdicts.
-    pub async fn enrolment_summary(&self, platform: &Platform, id: &str) -> AppResult<EnrolmentSummary> {
+    pub async fn enrolment_summary(
+        &self,
+        platform: &Platform,
+        id: &str,
+    ) -> AppResult<EnrolmentSummary> {
         let (enrolment, class) = self.enrolment(platform, id).await?;
         let profile = self.profile_of(&class.profile)?;
         let course = self.course(platform, &class.course_id).await?;
@@ -350,9 +460,17 @@ impl App {
             .refusals_of_enrolment(&enrolment.id)
             .await?
             .into_iter()
-            .map(|(rule, detail, lesson_id, at)| RefusalRecord { rule, detail, lesson_id, at })
+            .map(|(rule, detail, lesson_id, at)| RefusalRecord {
+                rule,
+                detail,
+                lesson_id,
+                at,
+            })
             .collect();
-        Ok(EnrolmentSummary { verdict: enrolment_verdict(&profile, &input), refusals })
+        Ok(EnrolmentSummary {
+            verdict: enrolment_verdict(&profile, &input),
+            refusals,
+        })
     }
 }
 
@@ -362,7 +480,10 @@ mod tests {
 
     #[test]
     fn intervals_merge() {
-        assert_eq!(merge_intervals(vec![[5, 9], [0, 3], [2, 4], [9, 10], [7, 7]]), vec![[0, 4], [5, 10]]);
+        assert_eq!(
+            merge_intervals(vec![[5, 9], [0, 3], [2, 4], [9, 10], [7, 7]]),
+            vec![[0, 4], [5, 10]]
+        );
         assert!(merge_intervals(vec![]).is_empty());
     }
 }

@@ -39,23 +39,39 @@ pub struct FaceCheckResult {
 
 fn check_image(bytes: &[u8], declared: Option<&str>) -> AppResult<&'static str> {
     if bytes.len() > MAX_IMAGE_BYTES {
-        return Err(AppError::Invalid { field: "body", why: format!("image exceeds {MAX_IMAGE_BYTES} bytes") });
+        return Err(AppError::Invalid {
+            field: "body",
+            why: format!("image exceeds {MAX_IMAGE_BYTES} bytes"),
+        });
     }
-    let kind = image_kind(bytes)
-        .ok_or(AppError::Invalid { field: "body", why: "is not a JPEG, PNG or WebP image".into() })?;
-    if let Some(d) = declared {
-        if d != kind {
-            return Err(AppError::Invalid { field: "content-type", why: format!("says {d} but the bytes are {kind}") });
-        }
+    let kind = image_kind(bytes).ok_or(AppError::Invalid {
+        field: "body",
+        why: "is not a JPEG, PNG or WebP image".into(),
+    })?;
+    if let Some(d) = declared
+        && d != kind
+    {
+        return Err(AppError::Invalid {
+            field: "content-type",
+            why: format!("says {d} but the bytes are {kind}"),
+        });
     }
     Ok(kind)
 }
 
 impl App {
     /// The open challenges of a session, from its stored log.
-    pub(crate) async fn open_challenges(&self, session_id: &str) -> AppResult<(Vec<Outstanding>, bool, String)> {
-        let (rec, ctx) = self.store.session(session_id).await?.ok_or(AppError::NotFound("session"))?;
-        let ctx: SessionContext = serde_json::from_str(&ctx).map_err(|e| AppError::Internal(e.to_string()))?;
+    pub(crate) async fn open_challenges(
+        &self,
+        session_id: &str,
+    ) -> AppResult<(Vec<Outstanding>, bool, String)> {
+        let (rec, ctx) = self
+            .store
+            .session(session_id)
+            .await?
+            .ok_or(AppError::NotFound("session"))?;
+        let ctx: SessionContext =
+            serde_json::from_str(&ctx).map_err(|e| AppError::Internal(e.to_string()))?;
         let profile = Profile::find(&rec.profile).map_err(|e| AppError::Internal(e.to_string()))?;
         let events = self.store.events(session_id).await?;
         let mut fold = SessionFold::new(profile, ctx);
@@ -79,8 +95,13 @@ impl App {
             return Err(AppError::Conflict("the session has ended".into()));
         }
         let now = self.now();
-        if !open.iter().any(|o| o.nonce == nonce && o.kind == ChallengeKind::Snapshot && o.deadline > now) {
-            return Err(AppError::Conflict(format!("no open snapshot request with nonce {nonce} in this session")));
+        if !open
+            .iter()
+            .any(|o| o.nonce == nonce && o.kind == ChallengeKind::Snapshot && o.deadline > now)
+        {
+            return Err(AppError::Conflict(format!(
+                "no open snapshot request with nonce {nonce} in this session"
+            )));
         }
         let id = new_id();
         let sha256 = sha256_hex(bytes);
@@ -93,7 +114,10 @@ impl App {
             .map_err(|e| AppError::Internal(e.to_string()))?
             .map_err(|e| {
                 tracing::warn!(error = %e, "Failed to write a snapshot to the evidence store.");
-                AppError::Unavailable { what: "evidence store", retry_after_s: 5 }
+                AppError::Unavailable {
+                    what: "evidence store",
+                    retry_after_s: 5,
+                }
             })?;
         let snap = Snapshot {
             id: id.clone(),
@@ -104,19 +128,31 @@ impl App {
             bytes: i64::try_from(bytes.len()).unwrap_or(i64::MAX),
             at: now,
         };
-        self.store.insert_snapshot(&snap, &path).await.map_err(|e| match e {
-            crate::adapters::store::StoreError::Conflict(_) => {
-                AppError::Conflict(format!("a snapshot for nonce {nonce} is already stored"))
-            }
-            other => other.into(),
-        })?;
+        self.store
+            .insert_snapshot(&snap, &path)
+            .await
+            .map_err(|e| {
+                if matches!(e, crate::adapters::store::StoreError::Conflict(_)) {
+                    AppError::Conflict(format!("a snapshot for nonce {nonce} is already stored"))
+                } else {
+                    e.into()
+                }
+            })?;
         let ev = self
             .append_server_event(
                 session_id,
-                EventBody::SnapshotStored { nonce: nonce.to_owned(), snapshot_id: id.clone(), sha256: sha256.clone() },
+                EventBody::SnapshotStored {
+                    nonce: nonce.to_owned(),
+                    snapshot_id: id.clone(),
+                    sha256: sha256.clone(),
+                },
             )
             .await?;
-        Ok(StoredSnapshot { snapshot_id: id, sha256, at: ev.at })
+        Ok(StoredSnapshot {
+            snapshot_id: id,
+            sha256,
+            at: ev.at,
+        })
     }
 
     /// Runs a face check on an image and records the result. `nonce` names the face
@@ -133,16 +169,24 @@ impl App {
         if ended {
             return Err(AppError::Conflict("the session has ended".into()));
         }
-        let learner = self.store.learner(&learner_id).await?.ok_or(AppError::NotFound("learner"))?;
+        let learner = self
+            .store
+            .learner(&learner_id)
+            .await?
+            .ok_or(AppError::NotFound("learner"))?;
         if !learner.face_consent {
             return Err(AppError::Forbidden(
                 "the learner has not consented to face processing; the non-face alternative check applies".into(),
             ));
         }
-        if let Some(n) = nonce {
-            if !open.iter().any(|o| o.nonce == n && o.kind == ChallengeKind::FaceRecheck) {
-                return Err(AppError::Conflict(format!("no open face re-check with nonce {n} in this session")));
-            }
+        if let Some(n) = nonce
+            && !open
+                .iter()
+                .any(|o| o.nonce == n && o.kind == ChallengeKind::FaceRecheck)
+        {
+            return Err(AppError::Conflict(format!(
+                "no open face re-check with nonce {n} in this session"
+            )));
         }
         let face = self.face.clone();
         let data = bytes.to_vec();
@@ -151,7 +195,10 @@ impl App {
             .map_err(|e| AppError::Internal(e.to_string()))?
             .map_err(|e| match e {
                 crate::ports::FaceError::BadImage(why) => AppError::Invalid { field: "body", why },
-                crate::ports::FaceError::Unavailable(_) => AppError::Unavailable { what: "face check", retry_after_s: 30 },
+                crate::ports::FaceError::Unavailable(_) => AppError::Unavailable {
+                    what: "face check",
+                    retry_after_s: 30,
+                },
             })?;
         let check_id = new_id();
         let ev = self

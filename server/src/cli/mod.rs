@@ -13,7 +13,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::startup::{Application, Settings, build_app};
 
 #[derive(Debug, Parser)]
-#[command(name = "proctor", version, about = "Anti-fraud proctoring for subsidised online vocational training")]
+#[command(
+    name = "proctor",
+    version,
+    about = "Anti-fraud proctoring for subsidised online vocational training"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -79,10 +83,16 @@ struct ServeArgs {
 impl Default for ServeArgs {
     fn default() -> Self {
         ServeArgs {
-            store: StoreArgs { data_dir: "./data".into(), database_url: std::env::var("PROCTOR_DATABASE_URL").ok() },
+            store: StoreArgs {
+                data_dir: "./data".into(),
+                database_url: std::env::var("PROCTOR_DATABASE_URL").ok(),
+            },
             listen: std::env::var("PROCTOR_LISTEN").unwrap_or_else(|_| "127.0.0.1:8080".into()),
             public_url: std::env::var("PROCTOR_PUBLIC_URL").ok(),
-            time_scale: std::env::var("PROCTOR_TIME_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0),
+            time_scale: std::env::var("PROCTOR_TIME_SCALE")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(1.0),
             partitions: 4,
             heartbeat_ms: 5000,
             no_demo: false,
@@ -141,20 +151,27 @@ fn settings(store: &StoreArgs) -> Settings {
 pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PROCTOR_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,actix_server=warn")),
+            tracing_subscriber::EnvFilter::try_from_env("PROCTOR_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,sqlx=warn,actix_server=warn")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: failed to start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve(ServeArgs::default())))) {
+    match runtime.block_on(run(cli
+        .command
+        .unwrap_or(Command::Serve(ServeArgs::default()))))
+    {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -170,13 +187,23 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Replay { store, session } => {
             let (bus, _rx) = crate::adapters::bus::MemoryBus::new(1, 1);
             let app = build_app(&settings(&store), bus, String::new()).await?;
-            let report = app.replay(&session).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("{}", serde_json::to_string_pretty(&serde_json::json!({
-                "session_id": report.session_id, "events": report.events,
-                "stored_present": report.stored_present, "matches": report.matches,
-                "credited_ms": report.replayed.credited_ms,
-            }))?);
-            Ok(if report.matches { ExitCode::SUCCESS } else { ExitCode::from(3) })
+            let report = app
+                .replay(&session)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "session_id": report.session_id, "events": report.events,
+                    "stored_present": report.stored_present, "matches": report.matches,
+                    "credited_ms": report.replayed.credited_ms,
+                }))?
+            );
+            Ok(if report.matches {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(3)
+            })
         }
         Command::Simulate(args) => simulate::run(args).await,
         Command::Openapi => {
@@ -199,49 +226,97 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let application = Application::build(s.clone()).await?;
     let url = application.base_url().to_owned();
-    let demo = if s.demo { Some(application.app().seed_demo(&s.data_dir).await?) } else { None };
+    let demo = if s.demo {
+        Some(application.app().seed_demo(&s.data_dir).await?)
+    } else {
+        None
+    };
     println!("proctor is serving at {url}");
     println!("  API          {url}/api/v1");
     println!("  API docs     {url}/api/v1/docs/   (OpenAPI: {url}/api/v1/openapi.json)");
     println!("  Health       {url}/healthz  {url}/readyz");
-    println!("  Store        {}", if s.database_url.is_some() { "PostgreSQL/SQLite (PROCTOR_DATABASE_URL)".to_owned() } else { format!("SQLite in {}", s.data_dir.display()) });
-    println!("  Credentials  proctor admin create-platform NAME --province 41 --data-dir {}", s.data_dir.display());
+    println!(
+        "  Store        {}",
+        if s.database_url.is_some() {
+            "PostgreSQL/SQLite (PROCTOR_DATABASE_URL)".to_owned()
+        } else {
+            format!("SQLite in {}", s.data_dir.display())
+        }
+    );
+    println!(
+        "  Credentials  proctor admin create-platform NAME --province 41 --data-dir {}",
+        s.data_dir.display()
+    );
     if demo.is_some() {
-        println!("  Demo         platform credentials in {}", s.data_dir.join("demo-credentials.json").display());
-        println!("               try: proctor simulate --server {url} --credentials {}", s.data_dir.join("demo-credentials.json").display());
+        println!(
+            "  Demo         platform credentials in {}",
+            s.data_dir.join("demo-credentials.json").display()
+        );
+        println!(
+            "               try: proctor simulate --server {url} --credentials {}",
+            s.data_dir.join("demo-credentials.json").display()
+        );
     }
     if (s.time_scale - 1.0).abs() > f64::EPSILON {
-        println!("  WARNING      the server clock runs at {}× real time: verdicts are for demonstration only", s.time_scale);
+        println!(
+            "  WARNING      the server clock runs at {}× real time: verdicts are for demonstration only",
+            s.time_scale
+        );
     }
     application.run_until_stopped().await
 }
 
 async fn admin_command(admin: Admin) -> anyhow::Result<()> {
     let store = match &admin {
-        Admin::CreatePlatform { store, .. } | Admin::ApproveContent { store, .. } | Admin::SetStanding { store, .. } => {
-            store.clone()
-        }
+        Admin::CreatePlatform { store, .. }
+        | Admin::ApproveContent { store, .. }
+        | Admin::SetStanding { store, .. } => store.clone(),
     };
     let (bus, _rx) = crate::adapters::bus::MemoryBus::new(1, 1);
     let app = build_app(&settings(&store), bus, "http://127.0.0.1:8080".into()).await?;
     match admin {
         Admin::CreatePlatform { name, province, .. } => {
-            let creds = app.create_platform(&name, &province).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let creds = app
+                .create_platform(&name, &province)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", serde_json::to_string_pretty(&creds)?);
         }
-        Admin::ApproveContent { hashes, province, .. } => {
+        Admin::ApproveContent {
+            hashes, province, ..
+        } => {
             for h in &hashes {
                 let h = h.to_ascii_lowercase();
-                anyhow::ensure!(h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()), "{h} is not a sha256 hex digest");
-                app.store.approve_content(&province, &h, app.now()).await.context("Failed to approve content")?;
+                anyhow::ensure!(
+                    h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()),
+                    "{h} is not a sha256 hex digest"
+                );
+                app.store
+                    .approve_content(&province, &h, app.now())
+                    .await
+                    .context("Failed to approve content")?;
             }
-            println!("{}", serde_json::json!({"approved": hashes.len(), "province": province}));
+            println!(
+                "{}",
+                serde_json::json!({"approved": hashes.len(), "province": province})
+            );
         }
-        Admin::SetStanding { platform_id, unregistered, banned, .. } => {
+        Admin::SetStanding {
+            platform_id,
+            unregistered,
+            banned,
+            ..
+        } => {
             let since = banned.then(|| app.now());
-            let found = app.store.set_platform_standing(&platform_id, !unregistered, since).await?;
+            let found = app
+                .store
+                .set_platform_standing(&platform_id, !unregistered, since)
+                .await?;
             anyhow::ensure!(found, "no platform {platform_id}");
-            println!("{}", serde_json::json!({"platform_id": platform_id, "registered": !unregistered, "banned_since": since}));
+            println!(
+                "{}",
+                serde_json::json!({"platform_id": platform_id, "registered": !unregistered, "banned_since": since})
+            );
         }
     }
     app.store.close().await;

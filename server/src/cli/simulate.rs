@@ -59,14 +59,30 @@ pub struct Outcome {
 }
 
 pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.credentials)
-        .with_context(|| format!("Failed to read {} (start `proctor serve` once to create it)", args.credentials.display()))?;
-    let creds: DemoCredentials = serde_json::from_str(&text).context("Failed to parse the credentials file")?;
-    let chosen: Vec<&str> =
-        SCENARIOS.iter().copied().filter(|s| args.only.is_empty() || args.only.iter().any(|o| o == s)).collect();
-    ensure!(!chosen.is_empty(), "no scenario matches {:?}; known: {}", args.only, SCENARIOS.join(", "));
+    let text = std::fs::read_to_string(&args.credentials).with_context(|| {
+        format!(
+            "Failed to read {} (start `proctor serve` once to create it)",
+            args.credentials.display()
+        )
+    })?;
+    let creds: DemoCredentials =
+        serde_json::from_str(&text).context("Failed to parse the credentials file")?;
+    let chosen: Vec<&str> = SCENARIOS
+        .iter()
+        .copied()
+        .filter(|s| args.only.is_empty() || args.only.iter().any(|o| o == s))
+        .collect();
+    ensure!(
+        !chosen.is_empty(),
+        "no scenario matches {:?}; known: {}",
+        args.only,
+        SCENARIOS.join(", ")
+    );
     let outcomes = run_scenarios(&args.server, &creds, &chosen).await?;
-    println!("{:<22} {:<6} {:>10}  verdict", "scenario", "result", "credited");
+    println!(
+        "{:<22} {:<6} {:>10}  verdict",
+        "scenario", "result", "credited"
+    );
     for o in &outcomes {
         println!(
             "{:<22} {:<6} {:>9.1}m  {}",
@@ -78,18 +94,31 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     }
     let failed = outcomes.iter().filter(|o| !o.passed).count();
     println!("{} passed, {} failed", outcomes.len() - failed, failed);
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Runs scenarios concurrently against `server`; the library entry point for tests.
-pub async fn run_scenarios(server: &str, creds: &DemoCredentials, which: &[&str]) -> anyhow::Result<Vec<Outcome>> {
+pub async fn run_scenarios(
+    server: &str,
+    creds: &DemoCredentials,
+    which: &[&str],
+) -> anyhow::Result<Vec<Outcome>> {
     let sim = Sim::connect(server, creds).await?;
     let runs = which.iter().map(|name| {
         let sim = sim.clone();
         async move {
             match sim.scenario(name).await {
                 Ok(o) => o,
-                Err(e) => Outcome { scenario: (*name).to_owned(), passed: false, credited_ms: 0, summary: format!("error: {e:#}") },
+                Err(e) => Outcome {
+                    scenario: (*name).to_owned(),
+                    passed: false,
+                    credited_ms: 0,
+                    summary: format!("error: {e:#}"),
+                },
             }
         }
     });
@@ -137,8 +166,16 @@ impl Checks {
 impl Sim {
     async fn connect(server: &str, creds: &DemoCredentials) -> anyhow::Result<Sim> {
         let base = server.trim_end_matches('/').to_owned();
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
-        let ready: Value = http.get(format!("{base}/readyz")).send().await?.json().await.context("GET /readyz")?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        let ready: Value = http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await?
+            .json()
+            .await
+            .context("GET /readyz")?;
         let scale = ready["time_scale"].as_f64().unwrap_or(1.0);
         ensure!(
             scale >= 20.0,
@@ -146,28 +183,57 @@ impl Sim {
         );
         let tok: Value = http
             .post(format!("{base}/oauth/token"))
-            .form(&[("grant_type", "client_credentials"), ("client_id", &creds.client_id), ("client_secret", &creds.client_secret)])
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &creds.client_id),
+                ("client_secret", &creds.client_secret),
+            ])
             .send()
             .await?
             .error_for_status()
             .context("POST /oauth/token")?
             .json()
             .await?;
-        let token = tok["access_token"].as_str().context("no access_token")?.to_owned();
-        let mut sim = Sim { http, base, token, course_id: creds.course_id.clone(), lessons: vec![], scale };
-        let course = sim.get(&format!("/api/v1/courses/{}", creds.course_id)).await?;
+        let token = tok["access_token"]
+            .as_str()
+            .context("no access_token")?
+            .to_owned();
+        let mut sim = Sim {
+            http,
+            base,
+            token,
+            course_id: creds.course_id.clone(),
+            lessons: vec![],
+            scale,
+        };
+        let course = sim
+            .get(&format!("/api/v1/courses/{}", creds.course_id))
+            .await?;
         sim.lessons = course["lessons"]
             .as_array()
             .context("course has no lessons")?
             .iter()
-            .map(|l| (l["id"].as_str().unwrap_or_default().to_owned(), l["duration_ms"].as_i64().unwrap_or(0)))
+            .map(|l| {
+                (
+                    l["id"].as_str().unwrap_or_default().to_owned(),
+                    l["duration_ms"].as_i64().unwrap_or(0),
+                )
+            })
             .collect();
-        ensure!(sim.lessons.len() >= 3, "the simulation needs the three-lesson demo course");
+        ensure!(
+            sim.lessons.len() >= 3,
+            "the simulation needs the three-lesson demo course"
+        );
         Ok(sim)
     }
 
     async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await?;
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await?;
         let status = r.status();
         let body: Value = r.json().await?;
         ensure!(status.is_success(), "GET {path}: {status} {body}");
@@ -176,7 +242,13 @@ impl Sim {
 
     /// POST returning (status, body).
     async fn post(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
-        let r = self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(body).send().await?;
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await?;
         let status = r.status().as_u16();
         Ok((status, r.json().await.unwrap_or(Value::Null)))
     }
@@ -188,7 +260,12 @@ impl Sim {
     }
 
     /// A fresh learner enrolled in a fresh class; returns the enrolment id.
-    async fn enrol(&self, name: &str, total_hours: u32, online_hours: u32) -> anyhow::Result<String> {
+    async fn enrol(
+        &self,
+        name: &str,
+        total_hours: u32,
+        online_hours: u32,
+    ) -> anyhow::Result<String> {
         let class = self
             .created(
                 "/api/v1/classes",
@@ -205,13 +282,20 @@ impl Sim {
             )
             .await?;
         let e = self
-            .created("/api/v1/enrolments", json!({"class_id": class["id"], "learner_id": learner["id"]}))
+            .created(
+                "/api/v1/enrolments",
+                json!({"class_id": class["id"], "learner_id": learner["id"]}),
+            )
             .await?;
         Ok(e["id"].as_str().context("enrolment id")?.to_owned())
     }
 
     async fn start(&self, enrolment: &str, lesson: usize) -> anyhow::Result<(u16, Value)> {
-        self.post("/api/v1/sessions", &json!({"enrolment_id": enrolment, "lesson_id": self.lessons[lesson].0})).await
+        self.post(
+            "/api/v1/sessions",
+            &json!({"enrolment_id": enrolment, "lesson_id": self.lessons[lesson].0}),
+        )
+        .await
     }
 
     async fn player(&self, enrolment: &str, lesson: usize) -> anyhow::Result<Player> {
@@ -221,7 +305,8 @@ impl Sim {
     }
 
     async fn verdict(&self, session: &str) -> anyhow::Result<Value> {
-        self.get(&format!("/api/v1/sessions/{session}/verdict")).await
+        self.get(&format!("/api/v1/sessions/{session}/verdict"))
+            .await
     }
 
     async fn scenario(&self, name: &str) -> anyhow::Result<Outcome> {
@@ -235,30 +320,63 @@ impl Sim {
                 let duration_ms = p.duration_ms;
                 let v = p.finish(self).await?;
                 c.check(v["lesson_complete"] == true, "lesson complete");
-                for r in ["R1_no_fast_forward", "R2_single_window", "R3_popup_check", "R4_face_liveness"] {
+                for r in [
+                    "R1_no_fast_forward",
+                    "R2_single_window",
+                    "R3_popup_check",
+                    "R4_face_liveness",
+                ] {
                     c.check(rule_status(&v, r) == "held", format!("{r} held"));
                 }
                 c.check(v["counts"] == true, "counts");
-                c.check(v["credited_ms"].as_i64().unwrap_or(0) >= duration_ms * 9 / 10, "≥ 90 % of the lesson credited");
-                (v["credited_ms"].as_i64().unwrap_or(0), "complete, all rules held".to_owned())
+                c.check(
+                    v["credited_ms"].as_i64().unwrap_or(0) >= duration_ms * 9 / 10,
+                    "≥ 90 % of the lesson credited",
+                );
+                (
+                    v["credited_ms"].as_i64().unwrap_or(0),
+                    "complete, all rules held".to_owned(),
+                )
             }
             "double_speed" | "fast_positions" => {
                 let e = self.enrol(name, 30, 10).await?;
                 let mut p = self.player(&e, 0).await?;
                 p.face(true).await?;
                 let script = if name == "double_speed" {
-                    Script { rate_permille: 2000, speed: 2.0, cheat_from_ms: 60_000, ..Script::default() }
+                    Script {
+                        rate_permille: 2000,
+                        speed: 2.0,
+                        cheat_from_ms: 60_000,
+                        ..Script::default()
+                    }
                 } else {
-                    Script { speed: 1.5, cheat_from_ms: 60_000, ..Script::default() }
+                    Script {
+                        speed: 1.5,
+                        cheat_from_ms: 60_000,
+                        ..Script::default()
+                    }
                 };
                 p.watch_until(script, p.duration_ms).await?;
                 let v = p.finish(self).await?;
-                c.check(rule_status(&v, "R1_no_fast_forward") == "violated", "R1 violated");
+                c.check(
+                    rule_status(&v, "R1_no_fast_forward") == "violated",
+                    "R1 violated",
+                );
                 let wall = v["wall_ms"].as_i64().unwrap_or(0);
                 let credited = v["credited_ms"].as_i64().unwrap_or(0);
-                c.check(credited * 10 < wall * 8, "no extra credit: credited < 80 % of wall time");
+                c.check(
+                    credited * 10 < wall * 8,
+                    "no extra credit: credited < 80 % of wall time",
+                );
                 c.check(v["lesson_complete"] == false, "lesson not complete");
-                (credited, format!("R1 violated; {:.1}m credited of {:.1}m", credited as f64 / 6e4, wall as f64 / 6e4))
+                (
+                    credited,
+                    format!(
+                        "R1 violated; {:.1}m credited of {:.1}m",
+                        credited as f64 / 6e4,
+                        wall as f64 / 6e4
+                    ),
+                )
             }
             "forward_seek" => {
                 let e = self.enrol(name, 30, 10).await?;
@@ -268,8 +386,14 @@ impl Sim {
                 p.seek(8 * 60_000).await?;
                 p.watch_to_end(Script::default()).await?;
                 let v = p.finish(self).await?;
-                c.check(rule_status(&v, "R1_no_fast_forward") == "violated", "R1 violated");
-                c.check(v["lesson_complete"] == false, "the skipped span is not covered");
+                c.check(
+                    rule_status(&v, "R1_no_fast_forward") == "violated",
+                    "R1 violated",
+                );
+                c.check(
+                    v["lesson_complete"] == false,
+                    "the skipped span is not covered",
+                );
                 let credited = v["credited_ms"].as_i64().unwrap_or(0);
                 c.check(credited < 6 * 60_000, "the skipped 7 minutes earn nothing");
                 (credited, "R1 violated; skipped span uncredited".into())
@@ -279,11 +403,27 @@ impl Sim {
                 let mut p = self.player(&e, 0).await?;
                 p.face(true).await?;
                 p.watch_until(Script::default(), 120_000).await?;
-                p.watch_until(Script { visible: false, ..Script::default() }, 180_000).await?;
+                p.watch_until(
+                    Script {
+                        visible: false,
+                        ..Script::default()
+                    },
+                    180_000,
+                )
+                .await?;
                 p.watch_to_end(Script::default()).await?;
                 let v = p.finish(self).await?;
-                c.check(uncredited(&v, "page_hidden") >= 45_000, "≥ 45 s uncredited as page_hidden");
-                (v["credited_ms"].as_i64().unwrap_or(0), format!("{} s hidden uncredited", uncredited(&v, "page_hidden") / 1000))
+                c.check(
+                    uncredited(&v, "page_hidden") >= 45_000,
+                    "≥ 45 s uncredited as page_hidden",
+                );
+                (
+                    v["credited_ms"].as_i64().unwrap_or(0),
+                    format!(
+                        "{} s hidden uncredited",
+                        uncredited(&v, "page_hidden") / 1000
+                    ),
+                )
             }
             "concurrent_session" => {
                 let e = self.enrol(name, 30, 10).await?;
@@ -291,25 +431,50 @@ impl Sim {
                 p.face(true).await?;
                 p.watch_until(Script::default(), 60_000).await?;
                 let (status, body) = self.start(&e, 0).await?;
-                c.check(status == 409 && body["rule"] == "R2_single_window", format!("second session refused by R2 (got {status})"));
+                c.check(
+                    status == 409 && body["rule"] == "R2_single_window",
+                    format!("second session refused by R2 (got {status})"),
+                );
                 p.watch_until(Script::default(), 120_000).await?;
                 let v = p.finish(self).await?;
-                c.check(rule_status(&v, "R2_single_window") == "violated", "R2 attempt recorded in the first session");
-                (v["credited_ms"].as_i64().unwrap_or(0), "second session refused (R2)".into())
+                c.check(
+                    rule_status(&v, "R2_single_window") == "violated",
+                    "R2 attempt recorded in the first session",
+                );
+                (
+                    v["credited_ms"].as_i64().unwrap_or(0),
+                    "second session refused (R2)".into(),
+                )
             }
             "missed_popup" | "late_popup_answer" => {
                 let e = self.enrol(name, 30, 10).await?;
                 let mut p = self.player(&e, 0).await?;
                 p.face(true).await?;
                 let script = Script {
-                    popup: if name == "missed_popup" { PopupPolicy::Ignore } else { PopupPolicy::Late },
+                    popup: if name == "missed_popup" {
+                        PopupPolicy::Ignore
+                    } else {
+                        PopupPolicy::Late
+                    },
                     ..Script::default()
                 };
                 p.watch_until(script, 6 * 60_000).await?;
                 let v = p.finish(self).await?;
-                c.check(rule_status(&v, "R3_popup_check") == "violated", "R3 violated");
-                c.check(uncredited(&v, "popup_missed") > 0, "time since the last confirmed check voided");
-                (v["credited_ms"].as_i64().unwrap_or(0), format!("{} s voided as popup_missed", uncredited(&v, "popup_missed") / 1000))
+                c.check(
+                    rule_status(&v, "R3_popup_check") == "violated",
+                    "R3 violated",
+                );
+                c.check(
+                    uncredited(&v, "popup_missed") > 0,
+                    "time since the last confirmed check voided",
+                );
+                (
+                    v["credited_ms"].as_i64().unwrap_or(0),
+                    format!(
+                        "{} s voided as popup_missed",
+                        uncredited(&v, "popup_missed") / 1000
+                    ),
+                )
             }
             "face_fail_then_pass" => {
                 let e = self.enrol(name, 30, 10).await?;
@@ -319,27 +484,48 @@ impl Sim {
                 p.face(true).await?;
                 p.watch_until(Script::default(), 150_000).await?;
                 let v = p.finish(self).await?;
-                c.check(uncredited(&v, "face_check_failed") > 0, "no credit while the face check failed");
-                c.check(v["credited_ms"].as_i64().unwrap_or(0) > 0, "credit after the passed check");
+                c.check(
+                    uncredited(&v, "face_check_failed") > 0,
+                    "no credit while the face check failed",
+                );
+                c.check(
+                    v["credited_ms"].as_i64().unwrap_or(0) > 0,
+                    "credit after the passed check",
+                );
                 c.check(v["flagged_for_review"] == true, "flagged for a reviewer");
-                (v["credited_ms"].as_i64().unwrap_or(0), "credit only after the passed check".into())
+                (
+                    v["credited_ms"].as_i64().unwrap_or(0),
+                    "credit only after the passed check".into(),
+                )
             }
             "out_of_order" => {
                 let e = self.enrol(name, 30, 10).await?;
                 let (status, body) = self.start(&e, 1).await?;
-                c.check(status == 409 && body["rule"] == "R5_sequential_lessons", format!("lesson 2 before 1 refused by R5 (got {status})"));
+                c.check(
+                    status == 409 && body["rule"] == "R5_sequential_lessons",
+                    format!("lesson 2 before 1 refused by R5 (got {status})"),
+                );
                 let summary = self.get(&format!("/api/v1/enrolments/{e}/summary")).await?;
-                let recorded = summary["refusals"].as_array().is_some_and(|r| r.iter().any(|x| x["rule"] == "R5_sequential_lessons"));
+                let recorded = summary["refusals"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|x| x["rule"] == "R5_sequential_lessons"));
                 c.check(recorded, "the refusal is recorded");
                 (0, "lesson 2 refused before lesson 1 (R5)".into())
             }
             "online_cap" | "remainder_39_min" => {
                 // online_cap: 3 planned hours → cap 1 课时; the learner earns 2.
                 // remainder: 12 + 27 minutes = 39 minutes, which is no 课时.
-                let (total, online) = if name == "online_cap" { (3, 1) } else { (30, 10) };
+                let (total, online) = if name == "online_cap" {
+                    (3, 1)
+                } else {
+                    (30, 10)
+                };
                 let e = self.enrol(name, total, online).await?;
-                let plan: Vec<(usize, Option<i64>)> =
-                    if name == "online_cap" { vec![(0, None), (1, None), (2, None)] } else { vec![(0, None), (1, Some(27 * 60_000))] };
+                let plan: Vec<(usize, Option<i64>)> = if name == "online_cap" {
+                    vec![(0, None), (1, None), (2, None)]
+                } else {
+                    vec![(0, None), (1, Some(27 * 60_000))]
+                };
                 for (lesson, until) in plan {
                     let mut p = self.player(&e, lesson).await?;
                     p.face(true).await?;
@@ -353,19 +539,40 @@ impl Sim {
                 let v = &s["verdict"];
                 let hours = v["lesson_hours"].as_i64().unwrap_or(-1);
                 if name == "online_cap" {
-                    c.check(hours == 1, format!("1 课时 counts under the cap (got {hours})"));
-                    c.check(uncredited(v, "online_cap_reached") > 0, "time beyond the cap is uncredited");
+                    c.check(
+                        hours == 1,
+                        format!("1 课时 counts under the cap (got {hours})"),
+                    );
+                    c.check(
+                        uncredited(v, "online_cap_reached") > 0,
+                        "time beyond the cap is uncredited",
+                    );
                 } else {
                     c.check(hours == 0, format!("39 minutes are no 课时 (got {hours})"));
-                    c.check(uncredited(v, "incomplete_lesson_hour") > 0, "the remainder is reason-coded");
+                    c.check(
+                        uncredited(v, "incomplete_lesson_hour") > 0,
+                        "the remainder is reason-coded",
+                    );
                 }
-                (v["credited_ms"].as_i64().unwrap_or(0), format!("{hours} 课时"))
+                (
+                    v["credited_ms"].as_i64().unwrap_or(0),
+                    format!("{hours} 课时"),
+                )
             }
             other => bail!("unknown scenario {other}"),
         };
         let passed = c.0.is_empty();
-        let summary = if passed { summary } else { format!("{summary}; FAILED: {}", c.0.join("; ")) };
-        Ok(Outcome { scenario: name.to_owned(), passed, credited_ms: credited, summary })
+        let summary = if passed {
+            summary
+        } else {
+            format!("{summary}; FAILED: {}", c.0.join("; "))
+        };
+        Ok(Outcome {
+            scenario: name.to_owned(),
+            passed,
+            credited_ms: credited,
+            summary,
+        })
     }
 }
 
@@ -396,11 +603,18 @@ struct Script {
 
 impl Default for Script {
     fn default() -> Self {
-        Script { rate_permille: 1000, speed: 0.97, cheat_from_ms: 0, visible: true, popup: PopupPolicy::Answer }
+        Script {
+            rate_permille: 1000,
+            speed: 0.97,
+            cheat_from_ms: 0,
+            visible: true,
+            popup: PopupPolicy::Answer,
+        }
     }
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 struct Player {
     ws: Ws,
@@ -428,16 +642,30 @@ fn png(bright: bool) -> Vec<u8> {
 
 impl Player {
     async fn open(sim: &Sim, started: &Value, duration_ms: i64) -> anyhow::Result<Player> {
-        let token = started["learner_token"].as_str().context("learner_token")?.to_owned();
-        let url = format!("{}?access_token={token}", started["ws_url"].as_str().context("ws_url")?);
-        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.context("WebSocket connect")?;
+        let token = started["learner_token"]
+            .as_str()
+            .context("learner_token")?
+            .to_owned();
+        let url = format!(
+            "{}?access_token={token}",
+            started["ws_url"].as_str().context("ws_url")?
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .context("WebSocket connect")?;
         let welcome = next_json(&mut ws).await?.context("no welcome")?;
-        ensure!(welcome["type"] == "welcome", "expected welcome, got {welcome}");
+        ensure!(
+            welcome["type"] == "welcome",
+            "expected welcome, got {welcome}"
+        );
         let mut p = Player {
             ws,
             http: sim.http.clone(),
             base: sim.base.clone(),
-            session_id: started["session_id"].as_str().context("session_id")?.to_owned(),
+            session_id: started["session_id"]
+                .as_str()
+                .context("session_id")?
+                .to_owned(),
             token,
             seq: welcome["last_seq"].as_u64().unwrap_or(0),
             position_ms: 0,
@@ -448,20 +676,28 @@ impl Player {
             pending: vec![],
             clock_ms: 0,
         };
-        p.send(json!({"type": "initialized", "duration_ms": duration_ms})).await?;
+        p.send(json!({"type": "initialized", "duration_ms": duration_ms}))
+            .await?;
         Ok(p)
     }
 
     async fn send(&mut self, mut body: Value) -> anyhow::Result<()> {
         self.seq += 1;
         body["seq"] = json!(self.seq);
-        self.ws.send(Message::Text(body.to_string().into())).await.context("send")?;
+        self.ws
+            .send(Message::Text(body.to_string().into()))
+            .await
+            .context("send")?;
         Ok(())
     }
 
     /// Sleeps `server_ms` of server time, handling server messages meanwhile.
     async fn wait(&mut self, server_ms: i64) -> anyhow::Result<()> {
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
         let real = Duration::from_micros((server_ms as f64 * 1000.0 / self.scale) as u64);
         let deadline = tokio::time::Instant::now() + real;
         loop {
@@ -478,7 +714,10 @@ impl Player {
     fn on_message(&mut self, m: &Value) {
         match m["type"].as_str() {
             Some("challenge") => {
-                let code = m["prompt"].as_str().and_then(|p| p.split_whitespace().find(|w| w.len() == 4 && w.bytes().all(|b| b.is_ascii_digit())));
+                let code = m["prompt"].as_str().and_then(|p| {
+                    p.split_whitespace()
+                        .find(|w| w.len() == 4 && w.bytes().all(|b| b.is_ascii_digit()))
+                });
                 self.pending.push((
                     m["nonce"].as_str().unwrap_or_default().to_owned(),
                     m["kind"].as_str().unwrap_or_default().to_owned(),
@@ -495,13 +734,30 @@ impl Player {
         self.upload("face-checks", None, bright).await
     }
 
-    async fn upload(&mut self, what: &str, nonce: Option<&str>, bright: bool) -> anyhow::Result<()> {
+    async fn upload(
+        &mut self,
+        what: &str,
+        nonce: Option<&str>,
+        bright: bool,
+    ) -> anyhow::Result<()> {
         let mut url = format!("{}/api/v1/sessions/{}/{what}", self.base, self.session_id);
         if let Some(n) = nonce {
             url.push_str(&format!("?nonce={n}"));
         }
-        let r = self.http.post(url).bearer_auth(&self.token).header("content-type", "image/png").body(png(bright)).send().await?;
-        ensure!(r.status().is_success(), "upload {what}: {} {}", r.status(), r.text().await.unwrap_or_default());
+        let r = self
+            .http
+            .post(url)
+            .bearer_auth(&self.token)
+            .header("content-type", "image/png")
+            .body(png(bright))
+            .send()
+            .await?;
+        ensure!(
+            r.status().is_success(),
+            "upload {what}: {} {}",
+            r.status(),
+            r.text().await.unwrap_or_default()
+        );
         Ok(())
     }
 
@@ -513,7 +769,8 @@ impl Player {
     async fn seek(&mut self, to_ms: i64) -> anyhow::Result<()> {
         let from = self.position_ms;
         self.position_ms = to_ms.min(self.duration_ms);
-        self.send(json!({"type": "seeked", "from_ms": from, "to_ms": self.position_ms})).await
+        self.send(json!({"type": "seeked", "from_ms": from, "to_ms": self.position_ms}))
+            .await
     }
 
     /// Answers or ignores open challenges per the script. Returns true while a pop-up keeps
@@ -554,10 +811,12 @@ impl Player {
         while !self.ended && self.position_ms < until_ms.min(self.duration_ms) {
             let paused = self.handle_challenges(&s).await?;
             if paused && playing {
-                self.send(json!({"type": "paused", "position_ms": self.position_ms})).await?;
+                self.send(json!({"type": "paused", "position_ms": self.position_ms}))
+                    .await?;
                 playing = false;
             } else if !paused && !playing {
-                self.send(json!({"type": "played", "position_ms": self.position_ms})).await?;
+                self.send(json!({"type": "played", "position_ms": self.position_ms}))
+                    .await?;
                 playing = true;
             }
             self.wait(self.hb_ms).await?;
@@ -565,17 +824,25 @@ impl Player {
             // A pop-up pauses playback at once, and playback resumes from the last position
             // reported to the server (docs/protocol.md): video played while the check was
             // pending earns nothing, so it must be watched again.
-            let popup_arrived = s.popup != PopupPolicy::Ignore && self.pending.iter().any(|p| p.1 == "popup");
+            let popup_arrived =
+                s.popup != PopupPolicy::Ignore && self.pending.iter().any(|p| p.1 == "popup");
             if playing && !popup_arrived {
-                let speed = if self.clock_ms - start_clock > s.cheat_from_ms { s.speed } else { 0.97 };
+                let speed = if self.clock_ms - start_clock > s.cheat_from_ms {
+                    s.speed
+                } else {
+                    0.97
+                };
                 #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
                 let step = (self.hb_ms as f64 * speed) as i64;
-                self.position_ms = (self.position_ms + step).min(self.duration_ms).min(until_ms);
+                self.position_ms = (self.position_ms + step)
+                    .min(self.duration_ms)
+                    .min(until_ms);
             }
             self.heartbeat(&s, !playing).await?;
         }
         if playing && !self.ended {
-            self.send(json!({"type": "paused", "position_ms": self.position_ms})).await?;
+            self.send(json!({"type": "paused", "position_ms": self.position_ms}))
+                .await?;
         }
         Ok(())
     }
@@ -583,7 +850,10 @@ impl Player {
     /// Ends the session and returns its verdict.
     async fn finish(mut self, sim: &Sim) -> anyhow::Result<Value> {
         if !self.ended {
-            self.send(json!({"type": "terminated", "reason": "ended", "position_ms": self.position_ms})).await?;
+            self.send(
+                json!({"type": "terminated", "reason": "ended", "position_ms": self.position_ms}),
+            )
+            .await?;
             let give_up = tokio::time::Instant::now() + Duration::from_secs(10);
             while !self.ended && tokio::time::Instant::now() < give_up {
                 match tokio::time::timeout(Duration::from_secs(10), next_json(&mut self.ws)).await {

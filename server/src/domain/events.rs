@@ -17,7 +17,17 @@ use super::time::Millis;
 /// Who produced an event. Client events are numbered by the client (per-session sequence
 /// numbers that the gateway checks for gaps and replays); server events by the server.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
@@ -54,7 +64,17 @@ impl Event {
 
 /// What kind of check the server asked for.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum ChallengeKind {
@@ -68,7 +88,17 @@ pub enum ChallengeKind {
 
 /// Why a session ended.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum TerminationReason {
@@ -86,7 +116,17 @@ pub enum TerminationReason {
 
 /// How a face check was carried out.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum FaceMethod {
@@ -161,7 +201,10 @@ pub enum EventBody {
     /// The learner (or a script) moved the playhead (xAPI `seeked`).
     Seeked { from_ms: i64, to_ms: i64 },
     /// Playback rate changed (xAPI `interacted` with a speed change), per-mille: 1000 = 1.0×.
-    RateChanged { position_ms: i64, rate_permille: i32 },
+    RateChanged {
+        position_ms: i64,
+        rate_permille: i32,
+    },
     /// Periodic state report (every few seconds while the page is open).
     Heartbeat {
         position_ms: i64,

@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 /// A reference to one version of a profile, as stored on a class and printed in verdicts.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 pub struct ProfileRef {
     pub id: String,
     pub version: u32,
@@ -196,7 +198,10 @@ impl Profile {
     }
 
     pub fn reference(&self) -> ProfileRef {
-        ProfileRef { id: self.id.clone(), version: self.version }
+        ProfileRef {
+            id: self.id.clone(),
+            version: self.version,
+        }
     }
 
     /// One 课时 in milliseconds.
@@ -215,7 +220,10 @@ impl Profile {
 
     fn validate(&self) -> Result<(), ProfileError> {
         let bad = |why: &str| {
-            Err(ProfileError::Invalid { profile: format!("{}@{}", self.id, self.version), why: why.to_owned() })
+            Err(ProfileError::Invalid {
+                profile: format!("{}@{}", self.id, self.version),
+                why: why.to_owned(),
+            })
         };
         let pop = &self.popup;
         if pop.max_gap_ms <= 0 || pop.answer_deadline_ms <= 0 {
@@ -233,8 +241,12 @@ impl Profile {
         if self.lesson_hour.minutes == 0 {
             return bad("lesson_hour.minutes must be positive");
         }
-        if self.fast_forward.max_rate <= 0.0 || !(0.0..=1.0).contains(&self.fast_forward.drift_tolerance_ratio) {
-            return bad("fast_forward.max_rate must be positive and drift_tolerance_ratio in 0..=1");
+        if self.fast_forward.max_rate <= 0.0
+            || !(0.0..=1.0).contains(&self.fast_forward.drift_tolerance_ratio)
+        {
+            return bad(
+                "fast_forward.max_rate must be positive and drift_tolerance_ratio in 0..=1",
+            );
         }
         if let Some(cap) = &self.online_cap
             && !(0.0..=1.0).contains(&cap.max_online_share)
@@ -256,9 +268,18 @@ mod tests {
     fn builtin_profiles_parse_and_differ_only_in_data() {
         let all = Profile::builtin().expect("built-in profiles parse");
         let henan = all.iter().find(|p| p.id == "henan-2023").expect("henan");
-        let hc = all.iter().find(|p| p.id == "huangchuan-2021").expect("huangchuan");
-        assert_eq!(henan.online_cap.as_ref().map(|c| c.max_online_share), Some(0.40));
-        assert!(hc.online_cap.is_none(), "the 40 % cap is not stated for Huangchuan");
+        let hc = all
+            .iter()
+            .find(|p| p.id == "huangchuan-2021")
+            .expect("huangchuan");
+        assert_eq!(
+            henan.online_cap.as_ref().map(|c| c.max_online_share),
+            Some(0.40)
+        );
+        assert!(
+            hc.online_cap.is_none(),
+            "the 40 % cap is not stated for Huangchuan"
+        );
         assert!((hc.plan.min_practical_share - 0.65).abs() < 1e-9);
         assert_eq!(hc.review.publicity_days, 3);
         assert_eq!(henan.popup.max_gap_ms, 300_000);
@@ -267,23 +288,47 @@ mod tests {
 
     #[test]
     fn default_profile_is_builtin() {
-        assert_eq!(Profile::latest(DEFAULT_PROFILE).expect("default").id, DEFAULT_PROFILE);
-        assert!(matches!(Profile::latest("atlantis-1999"), Err(ProfileError::Unknown(_))));
+        assert_eq!(
+            Profile::latest(DEFAULT_PROFILE).expect("default").id,
+            DEFAULT_PROFILE
+        );
+        assert!(matches!(
+            Profile::latest("atlantis-1999"),
+            Err(ProfileError::Unknown(_))
+        ));
     }
 
     #[test]
     fn inconsistent_profiles_are_refused() {
-        let text = include_str!("../../profiles/henan-2023.toml").replace("max_delay_ms = 230000", "max_delay_ms = 400000");
-        assert!(matches!(Profile::parse(&text), Err(ProfileError::Invalid { .. })));
-        let unknown = format!("{}\nsurprise = 1\n", include_str!("../../profiles/henan-2023.toml"));
-        assert!(matches!(Profile::parse(&unknown), Err(ProfileError::Parse(_))));
+        let text = include_str!("../../profiles/henan-2023.toml")
+            .replace("max_delay_ms = 230000", "max_delay_ms = 400000");
+        assert!(matches!(
+            Profile::parse(&text),
+            Err(ProfileError::Invalid { .. })
+        ));
+        let unknown = format!(
+            "{}\nsurprise = 1\n",
+            include_str!("../../profiles/henan-2023.toml")
+        );
+        assert!(matches!(
+            Profile::parse(&unknown),
+            Err(ProfileError::Parse(_))
+        ));
     }
 
     #[test]
     fn drift_tolerance_is_bounded_by_both_parameters() {
         let p = Profile::latest(DEFAULT_PROFILE).expect("default");
-        assert_eq!(p.drift_tolerance_ms(5_000), 500, "5 % of 5 s is 250 ms, floored at 500 ms");
+        assert_eq!(
+            p.drift_tolerance_ms(5_000),
+            500,
+            "5 % of 5 s is 250 ms, floored at 500 ms"
+        );
         assert_eq!(p.drift_tolerance_ms(20_000), 1_000);
-        assert_eq!(p.drift_tolerance_ms(120_000), 2_000, "capped at 2 s per heartbeat");
+        assert_eq!(
+            p.drift_tolerance_ms(120_000),
+            2_000,
+            "capped at 2 s per heartbeat"
+        );
     }
 }

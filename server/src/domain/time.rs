@@ -6,7 +6,17 @@ use serde::{Deserialize, Serialize};
 
 /// Milliseconds since the Unix epoch, as stamped by the server.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    Default,
     utoipa::ToSchema,
 )]
 #[serde(transparent)]

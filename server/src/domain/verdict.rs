@@ -15,7 +15,19 @@ use super::profile::ProfileRef;
 use super::time::Millis;
 
 /// The rules a verdict reports on (RULES.md ids).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 pub enum RuleId {
     #[serde(rename = "R1_no_fast_forward")]
     R1NoFastForward,
@@ -63,7 +75,19 @@ impl RuleId {
 }
 
 /// A rule's outcome in one verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleStatus {
     /// The log shows the rule was kept (any attempt to break it was refused or earned nothing
@@ -76,7 +100,19 @@ pub enum RuleStatus {
 }
 
 /// Why a span of time earned no credit. Every uncredited millisecond carries one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     // R1
@@ -131,7 +167,9 @@ pub enum Reason {
 }
 
 /// A pointer to the event that decided something.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 pub struct EventRef {
     pub origin: Origin,
     pub seq: u64,

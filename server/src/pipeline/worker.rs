@@ -20,7 +20,8 @@ use crate::app::{App, AppError};
 use crate::domain::schedule::{self, ChallengePlan};
 use crate::domain::verdict::RuleStatus;
 use crate::domain::{
-    Applied, ChallengeKind, Event, EventBody, Millis, Origin, Profile, SessionContext, SessionFold, TerminationReason,
+    Applied, ChallengeKind, Event, EventBody, Millis, Origin, Profile, SessionContext, SessionFold,
+    TerminationReason,
 };
 
 /// Per-session worker state. Not evidence: everything that decides credit is in the fold,
@@ -49,8 +50,20 @@ pub struct Worker {
 const MAX_BATCH: usize = 2048;
 
 impl Worker {
-    pub fn new(app: Arc<App>, partition: usize, partitions: usize, rx: mpsc::Receiver<Delivery>) -> Worker {
-        Worker { app, partition, partitions, rx, live: HashMap::new(), rng: StdRng::from_os_rng() }
+    pub fn new(
+        app: Arc<App>,
+        partition: usize,
+        partitions: usize,
+        rx: mpsc::Receiver<Delivery>,
+    ) -> Worker {
+        Worker {
+            app,
+            partition,
+            partitions,
+            rx,
+            live: HashMap::new(),
+            rng: StdRng::from_os_rng(),
+        }
     }
 
     /// Runs until `shutdown` flips to true, then drains what was already accepted.
@@ -91,7 +104,11 @@ impl Worker {
         if n > 0 {
             self.process(batch).await;
         }
-        tracing::info!(partition = self.partition, drained = n, "Worker stopped after draining its partition.");
+        tracing::info!(
+            partition = self.partition,
+            drained = n,
+            "Worker stopped after draining its partition."
+        );
     }
 
     /// Loads sessions that were open at start-up, so their timers (deadlines, lease expiry)
@@ -112,18 +129,28 @@ impl Worker {
 
     /// Builds a session's fold from its stored log.
     async fn load(&mut self, session_id: &str) -> Result<(), AppError> {
-        let (rec, ctx) = self.app.store.session(session_id).await?.ok_or(AppError::NotFound("session"))?;
-        let ctx: SessionContext = serde_json::from_str(&ctx).map_err(|e| AppError::Internal(e.to_string()))?;
+        let (rec, ctx) = self
+            .app
+            .store
+            .session(session_id)
+            .await?
+            .ok_or(AppError::NotFound("session"))?;
+        let ctx: SessionContext =
+            serde_json::from_str(&ctx).map_err(|e| AppError::Internal(e.to_string()))?;
         let profile = Profile::find(&rec.profile).map_err(|e| AppError::Internal(e.to_string()))?;
         let events = self.app.store.events(session_id).await?;
         let fold = SessionFold::refold(profile.clone(), ctx, events);
         let findings_seen = count_findings(&fold);
         // Snapshot points continue the enrolment's 课时 grid, so a 课时 that spans sessions
         // still gets its snapshots.
-        let (credited_before, snapshots_in_hour) = self.app.enrolment_progress(&rec, &profile).await?;
-        let plan = ChallengePlan::draw_continuing(&profile, credited_before, snapshots_in_hour, &mut || {
-            self.rng.random::<u64>()
-        });
+        let (credited_before, snapshots_in_hour) =
+            self.app.enrolment_progress(&rec, &profile).await?;
+        let plan = ChallengePlan::draw_continuing(
+            &profile,
+            credited_before,
+            snapshots_in_hour,
+            &mut || self.rng.random::<u64>(),
+        );
         let last_client_at = fold.last_event_at();
         let v = fold.verdict();
         self.live.insert(
@@ -133,7 +160,12 @@ impl Worker {
                 plan,
                 learner_id: rec.learner_id,
                 last_client_at,
-                pushed: (v.credited_ms, v.provisional_ms, v.lesson_coverage_ms, v.lesson_complete),
+                pushed: (
+                    v.credited_ms,
+                    v.provisional_ms,
+                    v.lesson_coverage_ms,
+                    v.lesson_complete,
+                ),
                 findings_seen,
             },
         );
@@ -141,7 +173,10 @@ impl Worker {
     }
 
     async fn process(&mut self, batch: Vec<Delivery>) {
-        let rows: Vec<(String, Event)> = batch.iter().map(|d| (d.session_id.clone(), d.event.clone())).collect();
+        let rows: Vec<(String, Event)> = batch
+            .iter()
+            .map(|d| (d.session_id.clone(), d.event.clone()))
+            .collect();
         // Persist first. A store outage holds the batch here (retrying) rather than dropping
         // it: the bus's bounded channels then push back on the gateways.
         let mut delay = Duration::from_millis(50);
@@ -152,13 +187,15 @@ impl Worker {
         }
         let mut touched = BTreeSet::new();
         for d in batch {
-            if !self.live.contains_key(&d.session_id) {
-                if let Err(e) = self.load(&d.session_id).await {
-                    tracing::warn!(session = %d.session_id, error = %e, "Failed to load a session; its event stays stored.");
-                    continue;
-                }
+            if !self.live.contains_key(&d.session_id)
+                && let Err(e) = self.load(&d.session_id).await
+            {
+                tracing::warn!(session = %d.session_id, error = %e, "Failed to load a session; its event stays stored.");
+                continue;
             }
-            let Some(live) = self.live.get_mut(&d.session_id) else { continue };
+            let Some(live) = self.live.get_mut(&d.session_id) else {
+                continue;
+            };
             if d.event.origin == Origin::Client {
                 live.last_client_at = live.last_client_at.max(d.event.at);
             }
@@ -193,27 +230,42 @@ impl Worker {
 
     /// Appends whatever the timers call for now. Returns whether anything was appended.
     async fn run_timers(&mut self, sid: &str, now: Millis) -> bool {
-        let Some(live) = self.live.get(sid) else { return false };
+        let Some(live) = self.live.get(sid) else {
+            return false;
+        };
         if live.fold.ended() {
             return false;
         }
         let profile = live.fold.profile().clone();
         let mut appended = false;
         if now.saturating_sub(live.last_client_at) > profile.single_window.lease_ttl_ms {
-            let body = EventBody::Terminated { reason: TerminationReason::LeaseExpired, position_ms: None };
+            let body = EventBody::Terminated {
+                reason: TerminationReason::LeaseExpired,
+                position_ms: None,
+            };
             return self.append(sid, body, now).await;
         }
         for nonce in schedule::expired(&live.fold, now) {
-            appended |= self.append(sid, EventBody::ChallengeExpired { nonce }, now).await;
+            appended |= self
+                .append(sid, EventBody::ChallengeExpired { nonce }, now)
+                .await;
         }
-        let Some(live) = self.live.get(sid) else { return appended };
+        let Some(live) = self.live.get(sid) else {
+            return appended;
+        };
         for kind in schedule::due(&live.fold, &live.plan, now) {
             appended |= self.issue(sid, kind, &profile, now).await;
         }
         appended
     }
 
-    async fn issue(&mut self, sid: &str, kind: ChallengeKind, profile: &Profile, now: Millis) -> bool {
+    async fn issue(
+        &mut self,
+        sid: &str,
+        kind: ChallengeKind,
+        profile: &Profile,
+        now: Millis,
+    ) -> bool {
         let nonce = format!("{:032x}", self.rng.random::<u128>());
         let deadline = now.plus(schedule::deadline_ms(profile, kind));
         let (expected, choices, prompt) = match kind {
@@ -228,12 +280,27 @@ impl Worker {
                 }
                 let at = self.rng.random_range(0..choices.len());
                 choices.swap(0, at);
-                (Some(code.clone()), choices, format!("请选择 {code} 继续学习 / Pick {code} to continue"))
+                (
+                    Some(code.clone()),
+                    choices,
+                    format!("请选择 {code} 继续学习 / Pick {code} to continue"),
+                )
             }
-            ChallengeKind::Snapshot => (None, vec![], "Taking a photo for your study record".into()),
-            ChallengeKind::FaceRecheck => (None, vec![], "Please look at the camera for a face check".into()),
+            ChallengeKind::Snapshot => {
+                (None, vec![], "Taking a photo for your study record".into())
+            }
+            ChallengeKind::FaceRecheck => (
+                None,
+                vec![],
+                "Please look at the camera for a face check".into(),
+            ),
         };
-        let body = EventBody::ChallengeIssued { nonce: nonce.clone(), kind, deadline, expected };
+        let body = EventBody::ChallengeIssued {
+            nonce: nonce.clone(),
+            kind,
+            deadline,
+            expected,
+        };
         if !self.append(sid, body, now).await {
             return false;
         }
@@ -244,14 +311,23 @@ impl Worker {
         }
         self.app.hub.push(
             sid,
-            ServerMsg::Challenge(ChallengeMsg { nonce, kind, deadline, deadline_in_ms: deadline.0 - now.0, choices, prompt }),
+            ServerMsg::Challenge(ChallengeMsg {
+                nonce,
+                kind,
+                deadline,
+                deadline_in_ms: deadline.0 - now.0,
+                choices,
+                prompt,
+            }),
         );
         true
     }
 
     /// Stores a server event, then folds it.
     async fn append(&mut self, sid: &str, body: EventBody, now: Millis) -> bool {
-        let Some(live) = self.live.get(sid) else { return false };
+        let Some(live) = self.live.get(sid) else {
+            return false;
+        };
         let at = live.fold.next_server_at(now);
         let seq = match self.app.store.next_server_seq(sid).await {
             Ok(s) => s,
@@ -260,8 +336,18 @@ impl Worker {
                 return false;
             }
         };
-        let event = Event { origin: Origin::Server, seq, at, body };
-        if let Err(e) = self.app.store.append_events(&[(sid.to_owned(), event.clone())]).await {
+        let event = Event {
+            origin: Origin::Server,
+            seq,
+            at,
+            body,
+        };
+        if let Err(e) = self
+            .app
+            .store
+            .append_events(&[(sid.to_owned(), event.clone())])
+            .await
+        {
             tracing::warn!(session = %sid, error = %e, "Failed to store a server event; the timer retries next tick.");
             return false;
         }
@@ -275,7 +361,11 @@ impl Worker {
         if touched.is_empty() {
             return;
         }
-        let verdicts: Vec<_> = touched.iter().filter_map(|s| self.live.get(s)).map(|l| l.fold.verdict()).collect();
+        let verdicts: Vec<_> = touched
+            .iter()
+            .filter_map(|s| self.live.get(s))
+            .map(|l| l.fold.verdict())
+            .collect();
         let refs: Vec<_> = verdicts.iter().collect();
         let mut delay = Duration::from_millis(50);
         while let Err(e) = self.app.store.save_verdicts(&refs, now).await {
@@ -285,8 +375,15 @@ impl Worker {
         }
         for v in verdicts {
             let sid = v.session_id.as_str().to_owned();
-            let Some(live) = self.live.get_mut(&sid) else { continue };
-            let credit = (v.credited_ms, v.provisional_ms, v.lesson_coverage_ms, v.lesson_complete);
+            let Some(live) = self.live.get_mut(&sid) else {
+                continue;
+            };
+            let credit = (
+                v.credited_ms,
+                v.provisional_ms,
+                v.lesson_coverage_ms,
+                v.lesson_complete,
+            );
             if credit != live.pushed {
                 live.pushed = credit;
                 self.app.hub.push(
@@ -299,13 +396,20 @@ impl Worker {
                     },
                 );
             }
-            let findings: Vec<_> = v.rules.iter().flat_map(|r| r.findings.iter().map(move |f| (r.rule, f))).collect();
+            let findings: Vec<_> = v
+                .rules
+                .iter()
+                .flat_map(|r| r.findings.iter().map(move |f| (r.rule, f)))
+                .collect();
             for (rule, f) in findings.iter().skip(live.findings_seen) {
                 self.app.hub.push(
                     &sid,
                     ServerMsg::Warning {
                         rule: rule.code().to_owned(),
-                        code: serde_json::to_value(f.code).ok().and_then(|c| c.as_str().map(str::to_owned)).unwrap_or_default(),
+                        code: serde_json::to_value(f.code)
+                            .ok()
+                            .and_then(|c| c.as_str().map(str::to_owned))
+                            .unwrap_or_default(),
                         message: f.detail.clone(),
                     },
                 );
@@ -314,7 +418,9 @@ impl Worker {
             if v.ended {
                 let reason = v.termination.unwrap_or(TerminationReason::Server);
                 self.app.hub.push(&sid, ServerMsg::Ended { reason });
-                self.app.hub.close(&sid, close::SESSION_ENDED, "session ended");
+                self.app
+                    .hub
+                    .close(&sid, close::SESSION_ENDED, "session ended");
                 self.app.leases.release(&live.learner_id, &sid);
                 self.app.hub.forget(&sid);
                 self.live.remove(&sid);

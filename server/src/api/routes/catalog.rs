@@ -12,7 +12,11 @@ use crate::model::{Class, Course, Enrolment, Learner};
 #[utoipa::path(tag = "catalogue", security(("bearer" = [])), request_body = NewCourse, responses(
     (status = 201, body = Course), (status = 422, body = Problem), (status = 401, body = Problem)))]
 #[post("/courses")]
-pub async fn create_course(app: web::Data<App>, p: CallingPlatform, body: web::Json<NewCourse>) -> ApiResult<HttpResponse> {
+pub async fn create_course(
+    app: web::Data<App>,
+    p: CallingPlatform,
+    body: web::Json<NewCourse>,
+) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Created().json(app.create_course(&p.0, body.into_inner()).await?))
 }
 
@@ -20,7 +24,11 @@ pub async fn create_course(app: web::Data<App>, p: CallingPlatform, body: web::J
 #[utoipa::path(tag = "catalogue", security(("bearer" = [])), params(("id" = String, Path)), responses(
     (status = 200, body = Course), (status = 404, body = Problem)))]
 #[get("/courses/{id}")]
-pub async fn get_course(app: web::Data<App>, p: CallingPlatform, id: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn get_course(
+    app: web::Data<App>,
+    p: CallingPlatform,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(app.course(&p.0, &id).await?))
 }
 
@@ -29,7 +37,11 @@ pub async fn get_course(app: web::Data<App>, p: CallingPlatform, id: web::Path<S
     (status = 201, body = Class), (status = 409, description = "A plan rule refuses it", body = Problem),
     (status = 422, body = Problem)))]
 #[post("/classes")]
-pub async fn create_class(app: web::Data<App>, p: CallingPlatform, body: web::Json<NewClass>) -> ApiResult<HttpResponse> {
+pub async fn create_class(
+    app: web::Data<App>,
+    p: CallingPlatform,
+    body: web::Json<NewClass>,
+) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Created().json(app.create_class(&p.0, body.into_inner()).await?))
 }
 
@@ -37,7 +49,11 @@ pub async fn create_class(app: web::Data<App>, p: CallingPlatform, body: web::Js
 #[utoipa::path(tag = "catalogue", security(("bearer" = [])), params(("id" = String, Path)), responses(
     (status = 200, body = Class), (status = 404, body = Problem)))]
 #[get("/classes/{id}")]
-pub async fn get_class(app: web::Data<App>, p: CallingPlatform, id: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn get_class(
+    app: web::Data<App>,
+    p: CallingPlatform,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(app.class(&p.0, &id).await?))
 }
 
@@ -45,7 +61,11 @@ pub async fn get_class(app: web::Data<App>, p: CallingPlatform, id: web::Path<St
 #[utoipa::path(tag = "catalogue", security(("bearer" = [])), request_body = NewLearner, responses(
     (status = 201, body = Learner), (status = 409, body = Problem), (status = 422, body = Problem)))]
 #[post("/learners")]
-pub async fn create_learner(app: web::Data<App>, p: CallingPlatform, body: web::Json<NewLearner>) -> ApiResult<HttpResponse> {
+pub async fn create_learner(
+    app: web::Data<App>,
+    p: CallingPlatform,
+    body: web::Json<NewLearner>,
+) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Created().json(app.create_learner(&p.0, body.into_inner()).await?))
 }
 
@@ -53,7 +73,11 @@ pub async fn create_learner(app: web::Data<App>, p: CallingPlatform, body: web::
 #[utoipa::path(tag = "catalogue", security(("bearer" = [])), params(("id" = String, Path)), responses(
     (status = 200, body = Learner), (status = 404, body = Problem)))]
 #[get("/learners/{id}")]
-pub async fn get_learner(app: web::Data<App>, p: CallingPlatform, id: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn get_learner(
+    app: web::Data<App>,
+    p: CallingPlatform,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(app.learner(&p.0, &id).await?))
 }
 
@@ -73,7 +97,11 @@ pub async fn create_enrolment(
 #[utoipa::path(tag = "catalogue", security(("bearer" = [])), params(("id" = String, Path)), responses(
     (status = 200, body = Enrolment), (status = 404, body = Problem)))]
 #[get("/enrolments/{id}")]
-pub async fn get_enrolment(app: web::Data<App>, p: CallingPlatform, id: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn get_enrolment(
+    app: web::Data<App>,
+    p: CallingPlatform,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(app.enrolment(&p.0, &id).await?.0))
 }
 
@@ -81,7 +109,11 @@ pub async fn get_enrolment(app: web::Data<App>, p: CallingPlatform, id: web::Pat
 #[utoipa::path(tag = "catalogue", security(("bearer" = [])), params(("id" = String, Path)), responses(
     (status = 200, body = Enrolment), (status = 404, body = Problem)))]
 #[post("/enrolments/{id}/examined")]
-pub async fn mark_examined(app: web::Data<App>, p: CallingPlatform, id: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn mark_examined(
+    app: web::Data<App>,
+    p: CallingPlatform,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(app.mark_examined(&p.0, &id, None).await?))
 }
 
@@ -89,6 +121,7 @@ pub async fn mark_examined(app: web::Data<App>, p: CallingPlatform, id: web::Pat
 #[utoipa::path(tag = "catalogue", responses((status = 200, body = [crate::domain::Profile])))]
 #[get("/profiles")]
 pub async fn profiles() -> ApiResult<HttpResponse> {
-    let all = crate::domain::Profile::builtin().map_err(|e| crate::app::AppError::Internal(e.to_string()))?;
+    let all = crate::domain::Profile::builtin()
+        .map_err(|e| crate::app::AppError::Internal(e.to_string()))?;
     Ok(HttpResponse::Ok().json(all))
 }

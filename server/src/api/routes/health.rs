@@ -49,8 +49,15 @@ pub async fn readyz(app: web::Data<App>) -> HttpResponse {
         ready,
         store,
         draining,
-        face: FaceState { name: app.face.name().to_owned(), state: "ok".into() },
+        face: FaceState {
+            name: app.face.name().to_owned(),
+            state: "ok".into(),
+        },
         time_scale: app.clock.scale(),
     };
-    if ready { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
 }

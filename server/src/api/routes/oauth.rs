@@ -30,8 +30,14 @@ pub struct TokenResponse {
 }
 
 fn basic(req: &HttpRequest) -> Option<(String, String)> {
-    let h = req.headers().get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?;
-    let raw = base64::engine::general_purpose::STANDARD.decode(h.strip_prefix("Basic ")?).ok()?;
+    let h = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(h.strip_prefix("Basic ")?)
+        .ok()?;
     let s = String::from_utf8(raw).ok()?;
     let (id, secret) = s.split_once(':')?;
     Some((id.to_owned(), secret.to_owned()))
@@ -45,25 +51,45 @@ fn basic(req: &HttpRequest) -> Option<(String, String)> {
         (status = 400, description = "Malformed request or unsupported grant", body = crate::api::error::Problem),
         (status = 401, description = "Unknown client or wrong secret", body = crate::api::error::Problem)))]
 #[post("/oauth/token")]
-pub async fn token(app: web::Data<App>, req: HttpRequest, form: web::Form<TokenRequest>) -> ApiResult<HttpResponse> {
+pub async fn token(
+    app: web::Data<App>,
+    req: HttpRequest,
+    form: web::Form<TokenRequest>,
+) -> ApiResult<HttpResponse> {
     let form = form.into_inner();
     if form.grant_type != "client_credentials" {
-        return Err(ApiError::Malformed(format!("unsupported grant_type {:?}; use client_credentials", form.grant_type)));
+        return Err(ApiError::Malformed(format!(
+            "unsupported grant_type {:?}; use client_credentials",
+            form.grant_type
+        )));
     }
     let (id, secret) = match (basic(&req), form.client_id, form.client_secret) {
         (Some(pair), _, _) => pair,
         (None, Some(id), Some(secret)) => (id, secret),
-        _ => return Err(ApiError::Unauthorized("client_id and client_secret are required".into())),
+        _ => {
+            return Err(ApiError::Unauthorized(
+                "client_id and client_secret are required".into(),
+            ));
+        }
     };
-    let platform = app.authenticate_client(&id, &secret).await.map_err(|e| match e {
-        AppError::Forbidden(why) => ApiError::Unauthorized(why),
-        other => ApiError::App(other),
+    let platform = app.authenticate_client(&id, &secret).await.map_err(|e| {
+        if let AppError::Forbidden(why) = e {
+            ApiError::Unauthorized(why)
+        } else {
+            ApiError::App(e)
+        }
     })?;
-    let (access_token, expires_in) =
-        app.keys.issue_platform(&platform.id, &platform.province).map_err(|e| AppError::Internal(e.to_string()))?;
+    let (access_token, expires_in) = app
+        .keys
+        .issue_platform(&platform.id, &platform.province)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
-        .json(TokenResponse { access_token, token_type: "Bearer".into(), expires_in }))
+        .json(TokenResponse {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_in,
+        }))
 }
 
 /// The public keys that sign tokens (JWK Set).

@@ -19,7 +19,11 @@ use crate::model::SessionRecord;
     (status = 409, description = "A rule refuses the start; `rule` names it", body = Problem),
     (status = 404, body = Problem), (status = 422, body = Problem)))]
 #[post("/sessions")]
-pub async fn start(app: web::Data<App>, p: CallingPlatform, body: web::Json<StartSession>) -> ApiResult<HttpResponse> {
+pub async fn start(
+    app: web::Data<App>,
+    p: CallingPlatform,
+    body: web::Json<StartSession>,
+) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Created().json(app.start_session(&p.0, body.into_inner()).await?))
 }
 
@@ -27,7 +31,11 @@ pub async fn start(app: web::Data<App>, p: CallingPlatform, body: web::Json<Star
 #[utoipa::path(tag = "sessions", security(("bearer" = [])), params(("id" = String, Path)), responses(
     (status = 200, body = SessionRecord), (status = 404, body = Problem)))]
 #[get("/sessions/{id}")]
-pub async fn get(app: web::Data<App>, p: CallingPlatform, id: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn get(
+    app: web::Data<App>,
+    p: CallingPlatform,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(app.session_of(&p.0, &id).await?.0))
 }
 
@@ -35,7 +43,11 @@ pub async fn get(app: web::Data<App>, p: CallingPlatform, id: web::Path<String>)
 #[utoipa::path(tag = "sessions", security(("bearer" = [])), params(("id" = String, Path)), responses(
     (status = 200, body = SessionVerdict), (status = 404, body = Problem)))]
 #[get("/sessions/{id}/verdict")]
-pub async fn verdict(app: web::Data<App>, p: CallingPlatform, id: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn verdict(
+    app: web::Data<App>,
+    p: CallingPlatform,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let (rec, ctx) = app.session_of(&p.0, &id).await?;
     Ok(HttpResponse::Ok().json(app.session_verdict(&rec, &ctx).await?))
 }
@@ -44,16 +56,29 @@ pub async fn verdict(app: web::Data<App>, p: CallingPlatform, id: web::Path<Stri
 #[utoipa::path(tag = "sessions", security(("bearer" = [])), params(("id" = String, Path)), responses(
     (status = 200, body = [Event]), (status = 404, body = Problem)))]
 #[get("/sessions/{id}/events")]
-pub async fn events(app: web::Data<App>, p: CallingPlatform, id: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn events(
+    app: web::Data<App>,
+    p: CallingPlatform,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let (rec, _) = app.session_of(&p.0, &id).await?;
-    Ok(HttpResponse::Ok().json(app.store.events(&rec.id).await.map_err(crate::app::AppError::from)?))
+    Ok(HttpResponse::Ok().json(
+        app.store
+            .events(&rec.id)
+            .await
+            .map_err(crate::app::AppError::from)?,
+    ))
 }
 
 /// Recomputes the verdict from the log and says whether it matches the stored one.
 #[utoipa::path(tag = "sessions", security(("bearer" = [])), params(("id" = String, Path)), responses(
     (status = 200, body = ReplayReport), (status = 404, body = Problem)))]
 #[post("/sessions/{id}/replay")]
-pub async fn replay(app: web::Data<App>, p: CallingPlatform, id: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn replay(
+    app: web::Data<App>,
+    p: CallingPlatform,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let (rec, _) = app.session_of(&p.0, &id).await?;
     Ok(HttpResponse::Ok().json(app.replay(&rec.id).await?))
 }
@@ -62,7 +87,11 @@ pub async fn replay(app: web::Data<App>, p: CallingPlatform, id: web::Path<Strin
 #[utoipa::path(tag = "sessions", security(("bearer" = [])), params(("id" = String, Path)), responses(
     (status = 200, body = EnrolmentSummary), (status = 404, body = Problem)))]
 #[get("/enrolments/{id}/summary")]
-pub async fn enrolment_summary(app: web::Data<App>, p: CallingPlatform, id: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn enrolment_summary(
+    app: web::Data<App>,
+    p: CallingPlatform,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(app.enrolment_summary(&p.0, &id).await?))
 }
 
@@ -78,7 +107,10 @@ pub struct NonceQuery {
 }
 
 fn content_type(req: &HttpRequest) -> Option<String> {
-    req.headers().get(actix_web::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(|s| s.to_owned())
+    req.headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.to_owned())
 }
 
 /// Uploads the photo a snapshot request (R6) asked for. Body: the image bytes.
@@ -97,8 +129,13 @@ pub async fn upload_snapshot(
 ) -> ApiResult<HttpResponse> {
     learner.for_session(&id)?;
     let body = crate::api::read_limited(body, MAX_IMAGE_BYTES).await?;
-    let nonce = q.nonce.as_deref().ok_or(crate::app::AppError::Invalid { field: "nonce", why: "is required".into() })?;
-    let stored = app.store_snapshot(&id, nonce, content_type(&req).as_deref(), &body).await?;
+    let nonce = q.nonce.as_deref().ok_or(crate::app::AppError::Invalid {
+        field: "nonce",
+        why: "is required".into(),
+    })?;
+    let stored = app
+        .store_snapshot(&id, nonce, content_type(&req).as_deref(), &body)
+        .await?;
     Ok(HttpResponse::Created().json(stored))
 }
 
@@ -119,6 +156,13 @@ pub async fn face_check(
 ) -> ApiResult<HttpResponse> {
     learner.for_session(&id)?;
     let body = crate::api::read_limited(body, MAX_IMAGE_BYTES).await?;
-    let result = app.face_check(&id, q.nonce.as_deref(), content_type(&req).as_deref(), &body).await?;
+    let result = app
+        .face_check(
+            &id,
+            q.nonce.as_deref(),
+            content_type(&req).as_deref(),
+            &body,
+        )
+        .await?;
     Ok(HttpResponse::Created().json(result))
 }
