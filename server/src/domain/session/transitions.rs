@@ -1,0 +1,281 @@
+//! The fold's transitions: what each verb of the log does to the session state. Split from
+//! `mod.rs` (the state and its accounting) so that each file stays one idea; the invariants
+//! are the module's (see `mod.rs`).
+
+use super::*;
+
+impl SessionFold {
+    pub(super) fn apply_body(&mut self, e: &Event, ev: &EventRef) {
+        let t = e.at;
+        match &e.body {
+            EventBody::SessionStarted => {
+                if self.started_at.is_none() {
+                    self.started_at = Some(t);
+                    self.last_at = t;
+                }
+            }
+            EventBody::ChallengeIssued {
+                nonce,
+                kind,
+                deadline,
+                expected,
+            } => {
+                self.outstanding.push(Outstanding {
+                    nonce: nonce.clone(),
+                    kind: *kind,
+                    issued_at: t,
+                    deadline: *deadline,
+                    expected: expected.clone(),
+                });
+                self.challenges.push(ChallengeRecord {
+                    nonce: nonce.clone(),
+                    kind: *kind,
+                    issued_at: t,
+                    deadline: *deadline,
+                    answered_at: None,
+                    response_ms: None,
+                    outcome: ChallengeOutcome::Pending,
+                });
+            }
+            EventBody::ChallengeExpired { nonce } => {
+                if let Some(o) = self.take_outstanding(nonce) {
+                    match o.kind {
+                        ChallengeKind::Popup => self.popup_missed(&o, ev, "expired", None),
+                        ChallengeKind::Snapshot => {
+                            self.resolve(nonce, ChallengeOutcome::Missed, None);
+                            let detail = format!("snapshot request {nonce} expired");
+                            self.find(
+                                RuleId::R6RandomSnapshots,
+                                Reason::MissingSnapshots,
+                                ev,
+                                detail,
+                                true,
+                            );
+                        }
+                        ChallengeKind::FaceRecheck => {
+                            self.resolve(nonce, ChallengeOutcome::Missed, None);
+                            self.face_failed(ev, format!("face re-check {nonce} expired"));
+                        }
+                    }
+                }
+            }
+            EventBody::FaceChecked {
+                check_id,
+                nonce,
+                method,
+                passed,
+                match_permille,
+                liveness_permille,
+                detail,
+            } => {
+                self.face_checks.push(FaceCheckRecord {
+                    check_id: check_id.clone(),
+                    at: t,
+                    passed: *passed,
+                    method: *method,
+                    match_permille: *match_permille,
+                    liveness_permille: *liveness_permille,
+                    detail: detail.clone(),
+                });
+                if let Some(n) = nonce
+                    && let Some(o) = self.take_outstanding_kind(n, ChallengeKind::FaceRecheck)
+                {
+                    let ok = *passed && t < o.deadline;
+                    let outcome = if ok {
+                        ChallengeOutcome::Confirmed
+                    } else {
+                        ChallengeOutcome::Missed
+                    };
+                    self.resolve(n, outcome, Some(t));
+                }
+                if *passed {
+                    self.face = FaceState::Passed;
+                    self.credit_since_face = 0;
+                } else {
+                    self.face_failed(ev, format!("face check {check_id} failed"));
+                }
+            }
+            EventBody::SnapshotStored {
+                nonce,
+                snapshot_id,
+                sha256,
+            } => match self.take_outstanding_kind(nonce, ChallengeKind::Snapshot) {
+                Some(o) if t < o.deadline => {
+                    self.resolve(nonce, ChallengeOutcome::Confirmed, Some(t));
+                    self.snapshots.push(SnapshotRecord {
+                        snapshot_id: snapshot_id.clone(),
+                        nonce: nonce.clone(),
+                        at: t,
+                        sha256: sha256.clone(),
+                    });
+                }
+                Some(_) => {
+                    self.resolve(nonce, ChallengeOutcome::Missed, Some(t));
+                    let detail =
+                        format!("snapshot {snapshot_id} for {nonce} arrived after the deadline");
+                    self.find(
+                        RuleId::R6RandomSnapshots,
+                        Reason::MissingSnapshots,
+                        ev,
+                        detail,
+                        true,
+                    );
+                }
+                None => {
+                    // Not evidence for any 课时: the server did not ask for it (or already
+                    // closed the request), so the client could have chosen the moment.
+                    let detail = format!("snapshot {snapshot_id} answers no open request {nonce}");
+                    self.find(
+                        RuleId::R6RandomSnapshots,
+                        Reason::MissingSnapshots,
+                        ev,
+                        detail,
+                        false,
+                    );
+                }
+            },
+            EventBody::ConcurrentSessionRefused { other_session } => {
+                let detail = format!(
+                    "a second session {other_session} was refused while this one held the lease"
+                );
+                self.find(
+                    RuleId::R2SingleWindow,
+                    Reason::ConcurrentSession,
+                    ev,
+                    detail,
+                    true,
+                );
+            }
+            EventBody::Terminated {
+                reason,
+                position_ms,
+            } => {
+                if let Some(p) = position_ms {
+                    self.position = *p;
+                }
+                if self.termination.is_none() {
+                    match reason {
+                        TerminationReason::Ended
+                        | TerminationReason::Completed
+                        | TerminationReason::Server => {}
+                        TerminationReason::LeaseExpired => {
+                            let voided = self.void_provisional(Reason::LeaseLost, ev);
+                            let detail =
+                                format!("lease expired; {voided} ms of unconfirmed credit voided");
+                            self.find(RuleId::R2SingleWindow, Reason::LeaseLost, ev, detail, false);
+                        }
+                        TerminationReason::Superseded => {
+                            let voided = self.void_provisional(Reason::LeaseLost, ev);
+                            let detail = format!(
+                                "superseded by a newer session; {voided} ms of unconfirmed credit voided"
+                            );
+                            self.find(
+                                RuleId::R2SingleWindow,
+                                Reason::ConcurrentSession,
+                                ev,
+                                detail,
+                                true,
+                            );
+                        }
+                    }
+                    self.termination = Some((t, *reason));
+                    self.playing = false;
+                    self.anchor = None;
+                }
+            }
+            EventBody::Initialized { .. } => {}
+            EventBody::Played { position_ms } => {
+                self.set_playing(t, true, *position_ms);
+                self.anchor = Some((t, *position_ms));
+            }
+            EventBody::Paused { position_ms } => self.set_playing(t, false, *position_ms),
+            EventBody::Seeked { to_ms, .. } => {
+                let furthest = self.furthest();
+                if r1::is_forward_seek(&self.profile, furthest, *to_ms) && self.running() {
+                    let detail =
+                        format!("seek to {to_ms} ms beyond the furthest watched {furthest} ms");
+                    self.find(
+                        RuleId::R1NoFastForward,
+                        Reason::ForwardSeek,
+                        ev,
+                        detail,
+                        true,
+                    );
+                }
+                self.position = *to_ms;
+                if self.playing {
+                    self.anchor = Some((t, *to_ms));
+                }
+            }
+            EventBody::RateChanged {
+                position_ms,
+                rate_permille,
+            } => {
+                self.position = *position_ms;
+                self.set_rate(t, *rate_permille, ev);
+            }
+            EventBody::Heartbeat {
+                position_ms,
+                rate_permille,
+                paused,
+                visible,
+                focused,
+                ..
+            } => {
+                self.set_playing(t, !*paused, *position_ms);
+                self.set_rate(t, *rate_permille, ev);
+                self.set_page(*visible, *focused, ev);
+            }
+            EventBody::VisibilityChanged {
+                visible,
+                position_ms,
+            } => {
+                self.position = *position_ms;
+                self.set_page(*visible, self.focused, ev);
+            }
+            EventBody::FocusChanged {
+                focused,
+                position_ms,
+            } => {
+                self.position = *position_ms;
+                self.set_page(self.visible, *focused, ev);
+            }
+            EventBody::ChallengeAnswered { nonce, answer } => {
+                let popup = self
+                    .outstanding
+                    .iter()
+                    .find(|o| o.nonce == *nonce && o.kind == ChallengeKind::Popup)
+                    .cloned();
+                match popup {
+                    None => {
+                        let detail = format!("answer to unknown or closed pop-up {nonce}");
+                        self.find(RuleId::R3PopupCheck, Reason::PopupMissed, ev, detail, false);
+                    }
+                    Some(o) => match r3::judge(o.deadline, o.expected.as_deref(), t, answer) {
+                        r3::PopupAnswer::Confirmed => {
+                            self.take_outstanding(nonce);
+                            self.resolve(nonce, ChallengeOutcome::Confirmed, Some(t));
+                            self.confirm_window();
+                        }
+                        r3::PopupAnswer::Wrong => {
+                            let detail = format!("wrong answer to pop-up {nonce}; still pending");
+                            self.find(RuleId::R3PopupCheck, Reason::PopupMissed, ev, detail, false);
+                        }
+                        r3::PopupAnswer::Late => {
+                            self.take_outstanding(nonce);
+                            self.popup_missed(&o, ev, "answered after its deadline", Some(t));
+                        }
+                    },
+                }
+            }
+            EventBody::Signal { name, detail } => {
+                self.signals.push(SignalRecord {
+                    at: t,
+                    name: name.clone(),
+                    detail: detail.clone(),
+                });
+                self.flagged = true;
+            }
+        }
+    }
+}
