@@ -6,6 +6,15 @@ use proctor::domain::{EventBody, Origin};
 use proctor_e2e::{open_ws, png, recv, recv_kind, send, spawn_app};
 use serde_json::{Value, json};
 
+/// The HTTP status of a refused WebSocket upgrade.
+fn http_status(err: &tokio_tungstenite::tungstenite::Error) -> Option<u16> {
+    if let tokio_tungstenite::tungstenite::Error::Http(resp) = err {
+        Some(resp.status().as_u16())
+    } else {
+        None
+    }
+}
+
 fn client_events(events: &[proctor::domain::Event]) -> Vec<u64> {
     events
         .iter()
@@ -140,22 +149,13 @@ async fn learner_tokens_are_bound_to_their_session() {
     let err = tokio_tungstenite::connect_async(url)
         .await
         .expect_err("a foreign learner token is refused");
-    match err {
-        tokio_tungstenite::tungstenite::Error::Http(resp) => {
-            assert_eq!(resp.status().as_u16(), 403)
-        }
-        other => panic!("expected an HTTP refusal, got {other:?}"),
-    }
+    let err = err;
+    assert_eq!(http_status(&err), Some(403), "{err:?}");
     let no_token = b["ws_url"].as_str().expect("url").to_owned();
-    match tokio_tungstenite::connect_async(no_token)
+    let err = tokio_tungstenite::connect_async(no_token)
         .await
-        .expect_err("no token")
-    {
-        tokio_tungstenite::tungstenite::Error::Http(resp) => {
-            assert_eq!(resp.status().as_u16(), 401)
-        }
-        other => panic!("expected 401, got {other:?}"),
-    }
+        .expect_err("no token");
+    assert_eq!(http_status(&err), Some(401), "{err:?}");
     // Uploads too.
     let r = t
         .http
@@ -318,15 +318,10 @@ async fn wrong_nonce_answers_events_after_the_end_and_resume() {
         st["ws_url"].as_str().expect("url"),
         st["learner_token"].as_str().expect("t")
     );
-    match tokio_tungstenite::connect_async(url)
+    let err = tokio_tungstenite::connect_async(url)
         .await
-        .expect_err("ended sessions refuse sockets")
-    {
-        tokio_tungstenite::tungstenite::Error::Http(resp) => {
-            assert_eq!(resp.status().as_u16(), 409)
-        }
-        other => panic!("expected 409, got {other:?}"),
-    }
+        .expect_err("ended sessions refuse sockets");
+    assert_eq!(http_status(&err), Some(409), "{err:?}");
     // The verdict says it ended, and a replay of the log matches the stored verdict exactly.
     let (_, _, v) = proctor_e2e::get_json(
         &t.http,

@@ -60,6 +60,8 @@ pub(super) struct Player {
     seq: u64,
     position_ms: i64,
     pub duration_ms: i64,
+    /// The playback rate last reported.
+    rate_permille: i32,
     hb_ms: i64,
     scale: f64,
     ended: bool,
@@ -109,6 +111,7 @@ impl Player {
             seq: welcome["last_seq"].as_u64().unwrap_or(0),
             position_ms: 0,
             duration_ms,
+            rate_permille: 1000,
             hb_ms: welcome["heartbeat_interval_ms"].as_i64().unwrap_or(5000),
             scale: sim.scale,
             ended: false,
@@ -201,8 +204,18 @@ impl Player {
     }
 
     async fn heartbeat(&mut self, s: &Script, paused: bool) -> anyhow::Result<()> {
-        self.send(json!({"type": "heartbeat", "position_ms": self.position_ms, "rate_permille": s.rate_permille,
+        self.send(json!({"type": "heartbeat", "position_ms": self.position_ms, "rate_permille": self.rate_permille,
             "paused": paused, "visible": s.visible, "focused": s.visible})).await
+    }
+
+    /// Reports a rate change the way a player does, when the script's cheating begins or ends.
+    async fn set_rate(&mut self, rate_permille: i32) -> anyhow::Result<()> {
+        if rate_permille != self.rate_permille {
+            self.rate_permille = rate_permille;
+            self.send(json!({"type": "rate_changed", "position_ms": self.position_ms, "rate_permille": rate_permille}))
+                .await?;
+        }
+        Ok(())
     }
 
     pub(super) async fn seek(&mut self, to_ms: i64) -> anyhow::Result<()> {
@@ -265,12 +278,11 @@ impl Player {
             // pending earns nothing, so it must be watched again.
             let popup_arrived =
                 s.popup != PopupPolicy::Ignore && self.pending.iter().any(|p| p.1 == "popup");
+            let cheating = self.clock_ms - start_clock > s.cheat_from_ms;
+            self.set_rate(if cheating { s.rate_permille } else { 1000 })
+                .await?;
             if playing && !popup_arrived {
-                let speed = if self.clock_ms - start_clock > s.cheat_from_ms {
-                    s.speed
-                } else {
-                    0.97
-                };
+                let speed = if cheating { s.speed } else { 0.97 };
                 #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
                 let step = (self.hb_ms as f64 * speed) as i64;
                 self.position_ms = (self.position_ms + step)
