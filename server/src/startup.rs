@@ -17,15 +17,17 @@ use tokio::task::JoinHandle;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::adapters::bus::MemoryBus;
+use crate::adapters::bus::{Bus, MemoryBus};
 use crate::adapters::clock::SystemClock;
 use crate::adapters::evidence::FsEvidence;
 use crate::adapters::face::StandInFace;
+use crate::adapters::redis::bus::{RedisBus, RedisPartition, Share};
+use crate::adapters::redis::{RedisConn, RedisTarget};
 use crate::adapters::store::Store;
 use crate::app::App;
 use crate::app::hub::{Hub, Leases};
 use crate::auth::Keys;
-use crate::pipeline::worker::Worker;
+use crate::pipeline::worker::{Source, Worker};
 
 /// Everything `proctor serve` can be told.
 #[derive(Debug, Clone)]
@@ -43,6 +45,33 @@ pub struct Settings {
     pub heartbeat_interval_ms: i64,
     /// Seed a demo platform and course on first start (embedded default).
     pub demo: bool,
+    /// Which parts of the pipeline this process runs.
+    pub role: Role,
+    /// `redis://…` or `redis+cluster://h1:p1,h2:p2`: the Redis Streams bus and shared leases.
+    /// `None` runs everything in process (then the role must be `all`).
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel, so deployments (or tests) can share a Redis.
+    pub redis_namespace: String,
+}
+
+/// What a `proctor serve` process does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// REST, WebSocket and workers in one process (the embedded default).
+    All,
+    /// REST and WebSocket: authenticates, stamps and publishes events; pushes effects.
+    Gateway,
+    /// Consumes partitions, folds, persists verdicts, runs timers, emits effects.
+    Worker,
+}
+
+impl Role {
+    pub fn gateway(self) -> bool {
+        matches!(self, Role::All | Role::Gateway)
+    }
+    pub fn worker(self) -> bool {
+        matches!(self, Role::All | Role::Worker)
+    }
 }
 
 impl Settings {
@@ -63,7 +92,9 @@ pub struct Application {
     base_url: String,
     app: Arc<App>,
     listener: TcpListener,
-    receivers: Vec<tokio::sync::mpsc::Receiver<crate::adapters::bus::Delivery>>,
+    sources: Vec<Source>,
+    role: Role,
+    redis: Option<(RedisTarget, String, Arc<Share>)>,
 }
 
 /// Opens the store the way every command does (`serve` and `admin` share it).
@@ -82,7 +113,8 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
 /// Builds the shared application state (also used by admin commands, with no server).
 pub async fn build_app(
     settings: &Settings,
-    bus: MemoryBus,
+    bus: Bus,
+    redis: Option<RedisConn>,
     public_url: String,
 ) -> anyhow::Result<App> {
     let store = open_store(settings).await?;
@@ -92,7 +124,8 @@ pub async fn build_app(
     Ok(App {
         store,
         bus,
-        hub: Hub::default(),
+        redis,
+        hub: Arc::new(Hub::default()),
         leases: Leases::default(),
         keys,
         clock: Arc::new(SystemClock::new(settings.time_scale)),
@@ -115,14 +148,60 @@ impl Application {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
-        let (bus, receivers) = MemoryBus::new(settings.partitions, 4096);
-        let app = Arc::new(build_app(&settings, bus, base_url.clone()).await?);
+        let partitions = settings.partitions.max(1);
+        let (bus, sources, redis, conn) = match &settings.redis_url {
+            None => {
+                anyhow::ensure!(
+                    settings.role == Role::All,
+                    "--role gateway and --role worker need a shared bus: set PROCTOR_REDIS_URL"
+                );
+                let (bus, receivers) = MemoryBus::new(partitions, 4096);
+                (
+                    Bus::Memory(bus),
+                    receivers.into_iter().map(Source::Memory).collect(),
+                    None,
+                    None,
+                )
+            }
+            Some(url) => {
+                let target = RedisTarget::parse(url);
+                let conn = RedisConn::connect(&target, &settings.redis_namespace)
+                    .await
+                    .context("Failed to connect to Redis")?;
+                let bus = RedisBus::new(conn.clone(), partitions)
+                    .await
+                    .context("Failed to prepare the Redis streams")?;
+                let consumer = format!("worker-{}", uuid::Uuid::new_v4().simple());
+                let share = Arc::new(Share::default());
+                share
+                    .fair
+                    .store(partitions, std::sync::atomic::Ordering::SeqCst);
+                // Each partition reader blocks in XREADGROUP, so it gets a connection of its own:
+                // on the shared multiplexed one, every gateway write would queue behind it.
+                let mut sources = Vec::with_capacity(partitions);
+                for p in 0..partitions {
+                    let own = RedisConn::connect(&target, &settings.redis_namespace)
+                        .await
+                        .context("Failed to connect to Redis")?;
+                    sources.push(Source::Redis(RedisPartition::new(own, p, consumer.clone(), share.clone())));
+                }
+                (
+                    Bus::Redis(bus),
+                    sources,
+                    Some((target, consumer, share)),
+                    Some(conn),
+                )
+            }
+        };
+        let app = Arc::new(build_app(&settings, bus, conn, base_url.clone()).await?);
         Ok(Application {
             port: addr.port(),
             base_url,
             app,
             listener,
-            receivers,
+            sources,
+            role: settings.role,
+            redis,
         })
     }
 
@@ -146,18 +225,39 @@ impl Application {
         let Application {
             app,
             listener,
-            receivers,
+            sources,
+            role,
+            redis,
             ..
         } = self;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let partitions = receivers.len();
-        let workers: Vec<JoinHandle<()>> = receivers
-            .into_iter()
-            .enumerate()
-            .map(|(i, rx)| {
-                tokio::spawn(Worker::new(app.clone(), i, partitions, rx).run(shutdown_rx.clone()))
-            })
-            .collect();
+        let partitions = sources.len();
+        let mut workers: Vec<JoinHandle<()>> = Vec::new();
+        if role.worker() {
+            workers.extend(sources.into_iter().enumerate().map(|(i, source)| {
+                tokio::spawn(
+                    Worker::new(app.clone(), i, partitions).run(source, shutdown_rx.clone()),
+                )
+            }));
+        }
+        if let Some((target, consumer, share)) = &redis {
+            if role.gateway() {
+                tokio::spawn(crate::adapters::redis::effects::deliver(
+                    target.clone(),
+                    conn_channel(&app),
+                    app.hub.clone(),
+                ));
+            }
+            if role.worker() {
+                tokio::spawn(membership(
+                    app.clone(),
+                    consumer.clone(),
+                    share.clone(),
+                    partitions,
+                    shutdown_rx.clone(),
+                ));
+            }
+        }
 
         let data = web::Data::from(app.clone());
         let openapi = crate::api::openapi();
@@ -175,7 +275,13 @@ impl Application {
                     app.service(docs)
                         .service(web::redirect("/api/v1/docs", "/api/v1/docs/"))
                 })
-                .configure(crate::api::configure)
+                .configure(move |cfg| {
+                    if role.gateway() {
+                        crate::api::configure(cfg);
+                    } else {
+                        crate::api::configure_health(cfg);
+                    }
+                })
                 .split_for_parts();
             router.default_service(web::to(crate::api::not_found))
         })
@@ -216,6 +322,50 @@ impl Application {
     }
 }
 
+/// Keeps this worker process in the live set and computes its fair share of partitions, so
+/// that adding a worker process moves partitions to it and a dead one's are taken over.
+async fn membership(
+    app: Arc<App>,
+    consumer: String,
+    share: Arc<Share>,
+    partitions: usize,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let Some(mut conn) = app.redis.clone() else {
+        return;
+    };
+    let key = format!("{}:{{workers}}:live", conn.ns());
+    let key = key.as_str();
+    loop {
+        let now = crate::auth::unix_now_ms();
+        let live: redis::RedisResult<usize> = async {
+            conn.query::<i64>(redis::cmd("ZADD").arg(key).arg(now).arg(&consumer))
+                .await?;
+            conn.query::<i64>(
+                redis::cmd("ZREMRANGEBYSCORE")
+                    .arg(key)
+                    .arg("-inf")
+                    .arg(now.saturating_sub(5000)),
+            )
+            .await?;
+            conn.query::<usize>(redis::cmd("ZCARD").arg(key)).await
+        }
+        .await;
+        match live {
+            Ok(n) => share.fair.store(
+                partitions.div_ceil(n.max(1)),
+                std::sync::atomic::Ordering::SeqCst,
+            ),
+            Err(e) => tracing::warn!(error = %e, "Failed to refresh worker membership."),
+        }
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+    let _: redis::RedisResult<i64> = conn.query(redis::cmd("ZREM").arg(key).arg(&consumer)).await;
+}
+
 async fn termination() {
     #[cfg(unix)]
     {
@@ -237,4 +387,11 @@ async fn termination() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+fn conn_channel(app: &App) -> String {
+    app.redis
+        .as_ref()
+        .map(RedisConn::effects_channel)
+        .unwrap_or_default()
 }

@@ -23,18 +23,58 @@ pub struct TestApp {
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
+/// The store the end-to-end suite runs against: `PROCTOR_TEST_STORE=postgres` for a fresh
+/// PostgreSQL database per test (on `PROCTOR_TEST_PG_URL`, default the local server's `test`
+/// database), anything else for SQLite in the test's data directory. A missing PostgreSQL
+/// fails the test; it never falls back to SQLite.
+pub async fn test_database_url() -> Option<String> {
+    if std::env::var("PROCTOR_TEST_STORE").as_deref() != Ok("postgres") {
+        return None;
+    }
+    use sqlx::Connection;
+    let admin_url = std::env::var("PROCTOR_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let mut conn = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PROCTOR_TEST_STORE=postgres but PostgreSQL at {admin_url} is unreachable: {e}")
+        });
+    let name = format!("proctor_e2e_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create a test database");
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_owned())
+        .unwrap_or(admin_url);
+    Some(format!("{base}/{name}"))
+}
+
+/// The bus the end-to-end suite runs on: `PROCTOR_TEST_BUS=redis` for Redis Streams on
+/// `PROCTOR_TEST_REDIS_URL` (each test app in its own key namespace), anything else for the
+/// in-process bus.
+pub fn test_redis_url() -> Option<String> {
+    (std::env::var("PROCTOR_TEST_BUS").as_deref() == Ok("redis")).then(|| {
+        std::env::var("PROCTOR_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    })
+}
+
 /// Starts the service on port 0 with the demo seed, at `time_scale`.
 pub async fn spawn_app(time_scale: f64) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let settings = Settings {
         listen: "127.0.0.1:0".into(),
         data_dir: data_dir.path().to_path_buf(),
-        database_url: None,
+        database_url: test_database_url().await,
         public_url: None,
         time_scale,
         partitions: 2,
         heartbeat_interval_ms: 5000,
         demo: true,
+        role: proctor::startup::Role::All,
+        redis_url: test_redis_url(),
+        redis_namespace: format!("e2e-{}", uuid::Uuid::new_v4().simple()),
     };
     let application = Application::build(settings)
         .await

@@ -32,14 +32,33 @@ async fn sigterm_keeps_every_acknowledged_event() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut child = tokio::process::Command::new(proctor_bin().expect("binary"))
+    // The same store the rest of the suite uses (PROCTOR_TEST_STORE).
+    let db_url = proctor_e2e::test_database_url().await.unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("proctor.db").display()
+        )
+    });
+    let mut serve = tokio::process::Command::new(proctor_bin().expect("binary"));
+    serve
         .args([
             "serve",
             "--listen",
             &format!("127.0.0.1:{port}"),
+            "--database-url",
+            &db_url,
             "--data-dir",
         ])
-        .arg(dir.path())
+        .arg(dir.path());
+    if let Some(redis) = proctor_e2e::test_redis_url() {
+        serve.args([
+            "--redis-url",
+            &redis,
+            "--redis-namespace",
+            &format!("e2e-{port}"),
+        ]);
+    }
+    let mut child = serve
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -56,6 +75,8 @@ async fn sigterm_keeps_every_acknowledged_event() {
             "Second platform",
             "--province",
             "41",
+            "--database-url",
+            &db_url,
             "--data-dir",
         ])
         .arg(dir.path())
@@ -160,12 +181,9 @@ async fn sigterm_keeps_every_acknowledged_event() {
         "close frame {close:?}"
     );
 
-    let store = proctor::adapters::store::Store::connect(&format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("proctor.db").display()
-    ))
-    .await
-    .expect("store");
+    let store = proctor::adapters::store::Store::connect(&db_url)
+        .await
+        .expect("store");
     let stored = store.last_client_seq(&sid).await.expect("last seq");
     assert!(acked >= 150, "acks received before SIGTERM: {acked}");
     assert!(

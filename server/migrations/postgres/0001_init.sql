@@ -1,6 +1,7 @@
 -- proctor schema (PostgreSQL). The SQLite twin lives in ../sqlite with the same tables,
 -- columns and meanings; queries use only portable SQL ($1 placeholders, no casts).
 -- Times are server milliseconds since the Unix epoch (BIGINT). Booleans are 0/1 integers.
+-- Every integer column is BIGINT so that the portable queries decode them as i64 on both backends.
 
 CREATE TABLE platforms (
     id              TEXT PRIMARY KEY,
@@ -8,7 +9,7 @@ CREATE TABLE platforms (
     province        TEXT NOT NULL,
     client_id       TEXT NOT NULL UNIQUE,
     secret_sha256   TEXT NOT NULL,
-    registered      INTEGER NOT NULL DEFAULT 1,
+    registered      BIGINT NOT NULL DEFAULT 1,
     banned_since    BIGINT,
     created_at      BIGINT NOT NULL
 );
@@ -30,7 +31,7 @@ CREATE TABLE courses (
 CREATE TABLE lessons (
     id              TEXT PRIMARY KEY,
     course_id       TEXT NOT NULL REFERENCES courses(id),
-    position        INTEGER NOT NULL,
+    position        BIGINT NOT NULL,
     title           TEXT NOT NULL,
     duration_ms     BIGINT NOT NULL,
     content_hash    TEXT NOT NULL,
@@ -44,9 +45,9 @@ CREATE TABLE classes (
     name                    TEXT NOT NULL,
     occupation              TEXT,
     profile_id              TEXT NOT NULL,
-    profile_version         INTEGER NOT NULL,
-    planned_total_hours     INTEGER NOT NULL,
-    planned_online_hours    INTEGER NOT NULL,
+    profile_version         BIGINT NOT NULL,
+    planned_total_hours     BIGINT NOT NULL,
+    planned_online_hours    BIGINT NOT NULL,
     created_at              BIGINT NOT NULL
 );
 
@@ -56,7 +57,7 @@ CREATE TABLE learners (
     external_ref    TEXT NOT NULL,
     real_name       TEXT NOT NULL,
     id_number_sha256 TEXT NOT NULL,
-    face_consent    INTEGER NOT NULL DEFAULT 0,
+    face_consent    BIGINT NOT NULL DEFAULT 0,
     created_at      BIGINT NOT NULL,
     UNIQUE (platform_id, external_ref)
 );
@@ -78,7 +79,7 @@ CREATE TABLE sessions (
     platform_id     TEXT NOT NULL REFERENCES platforms(id),
     context_json    TEXT NOT NULL,
     profile_id      TEXT NOT NULL,
-    profile_version INTEGER NOT NULL,
+    profile_version BIGINT NOT NULL,
     server_seq      BIGINT NOT NULL DEFAULT 0,
     created_at      BIGINT NOT NULL,
     ended_at        BIGINT
@@ -100,8 +101,8 @@ CREATE TABLE session_verdicts (
     session_id      TEXT PRIMARY KEY REFERENCES sessions(id),
     verdict_json    TEXT NOT NULL,
     credited_ms     BIGINT NOT NULL,
-    ended           INTEGER NOT NULL,
-    flagged         INTEGER NOT NULL,
+    ended           BIGINT NOT NULL,
+    flagged         BIGINT NOT NULL,
     updated_at      BIGINT NOT NULL
 );
 

@@ -19,6 +19,28 @@ pub struct Delivery {
 pub enum BusError {
     #[error("the bus is shut down")]
     Closed,
+    #[error("the bus is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The bus a gateway publishes to: in-process channels (embedded default) or Redis Streams.
+#[derive(Debug, Clone)]
+pub enum Bus {
+    Memory(MemoryBus),
+    Redis(crate::adapters::redis::bus::RedisBus),
+}
+
+impl Bus {
+    /// Publishes one event; returns once the bus holds it (the gateway's acknowledgement point).
+    pub async fn publish(&self, d: Delivery) -> Result<(), BusError> {
+        match self {
+            Bus::Memory(m) => m.publish(d).await,
+            Bus::Redis(r) => r
+                .publish(&d)
+                .await
+                .map_err(|e| BusError::Unavailable(e.to_string())),
+        }
+    }
 }
 
 /// The partition a session belongs to: FNV-1a of its id, stable across processes and builds.

@@ -4,4 +4,5 @@ pub mod bus;
 pub mod clock;
 pub mod evidence;
 pub mod face;
+pub mod redis;
 pub mod store;

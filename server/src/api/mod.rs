@@ -69,6 +69,12 @@ impl utoipa::Modify for Security {
     }
 }
 
+/// Health and readiness only: what a worker-only process serves.
+pub fn configure_health(cfg: &mut ServiceConfig) {
+    cfg.service(routes::health::healthz)
+        .service(routes::health::readyz);
+}
+
 /// Registers every route.
 pub fn configure(cfg: &mut ServiceConfig) {
     use routes::{catalog, health, oauth, sessions};

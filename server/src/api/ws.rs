@@ -78,6 +78,7 @@ pub async fn connect(
         learner_id: claims.sub,
         last_seq,
         lease_ttl_ms: profile.single_window.lease_ttl_ms,
+        lease_renewed: Millis(0),
         lesson_duration_ms: ctx.lesson_duration_ms,
         nonces: outstanding
             .iter()
@@ -148,6 +149,8 @@ struct Connection {
     learner_id: String,
     last_seq: u64,
     lease_ttl_ms: i64,
+    /// Server time of the last lease renewal.
+    lease_renewed: Millis,
     lesson_duration_ms: i64,
     /// Challenges this socket knows of: nonce → (kind, deadline).
     nonces: HashMap<String, (ChallengeKind, Millis)>,
@@ -301,11 +304,18 @@ impl Connection {
         }
         self.last_seq = seq;
         self.app.hub.set_last_seq(&self.session_id, seq);
-        self.app.leases.renew(
-            &self.learner_id,
-            &self.session_id,
-            now.plus(self.lease_ttl_ms),
-        );
+        // Renewing on every message would cost a Redis round trip per event; a third of the
+        // TTL keeps the lease alive with room for two missed renewals.
+        if now.saturating_sub(self.lease_renewed) >= self.lease_ttl_ms / 3 {
+            self.lease_renewed = now;
+            if let Err(e) = self
+                .app
+                .lease_renew(&self.learner_id, &self.session_id, self.lease_ttl_ms)
+                .await
+            {
+                tracing::warn!(session = %self.session_id, error = %e, "Failed to renew a lease.");
+            }
+        }
         let mut out = vec![ServerMsg::Ack {
             seq,
             duplicate: false,

@@ -13,8 +13,11 @@ pub mod uploads;
 
 use std::sync::Arc;
 
-use crate::adapters::bus::{Delivery, MemoryBus};
+use crate::adapters::bus::{Bus, Delivery};
+use crate::adapters::redis::RedisConn;
 use crate::adapters::store::Store;
+use crate::app::hub::Outbound;
+use crate::app::protocol::ServerMsg;
 use crate::auth::Keys;
 use crate::domain::{Event, EventBody, Millis, Origin};
 use crate::ports::{Clock, Evidence, FaceCheck};
@@ -25,8 +28,11 @@ use hub::{Hub, Leases};
 #[derive(Debug)]
 pub struct App {
     pub store: Store,
-    pub bus: MemoryBus,
-    pub hub: Hub,
+    pub bus: Bus,
+    /// Redis, when the production pipeline runs: effects go to gateways over pub/sub and leases
+    /// live there. `None` on the embedded default (everything in process).
+    pub redis: Option<RedisConn>,
+    pub hub: std::sync::Arc<Hub>,
     pub leases: Leases,
     pub keys: Keys,
     pub clock: Arc<dyn Clock>,
@@ -69,6 +75,111 @@ impl App {
         format!("{base}/api/v1/sessions/{session_id}/ws")
     }
 
+    /// Sends a message to a learner's socket, wherever it is connected.
+    pub async fn push(&self, session: &str, msg: ServerMsg) {
+        self.effect(session, Outbound::Msg(msg)).await;
+    }
+
+    /// Closes a learner's socket, wherever it is connected.
+    pub async fn close_socket(&self, session: &str, code: u16, reason: &str) {
+        self.effect(session, Outbound::Close(code, reason.to_owned()))
+            .await;
+    }
+
+    async fn effect(&self, session: &str, out: Outbound) {
+        let Some(conn) = &self.redis else {
+            self.hub.deliver(session, out);
+            return;
+        };
+        let (msg, close) = match out {
+            Outbound::Msg(m) => (Some(m), None),
+            Outbound::Close(code, why) => (None, Some((code, why))),
+        };
+        let env = crate::adapters::redis::effects::Envelope {
+            session: session.to_owned(),
+            msg,
+            close,
+        };
+        let Ok(payload) = serde_json::to_string(&env) else {
+            return;
+        };
+        let mut conn = conn.clone();
+        let sent: redis::RedisResult<i64> = {
+            let channel = conn.effects_channel();
+            conn.query(redis::cmd("PUBLISH").arg(channel).arg(payload))
+                .await
+        };
+        if let Err(e) = sent {
+            tracing::warn!(session = %session, error = %e, "Failed to publish an effect; the learner sees it on resume.");
+        }
+    }
+
+    /// A lease TTL in server milliseconds, as real milliseconds for Redis.
+    fn real_ms(&self, server_ms: i64) -> u64 {
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let ms = (server_ms.max(1) as f64 / self.clock.scale()).ceil() as u64;
+        ms.max(1)
+    }
+
+    /// The session holding the learner's single-session lease (R2), if any.
+    pub async fn lease_holder(&self, learner: &str) -> AppResult<Option<String>> {
+        match &self.redis {
+            None => Ok(self.leases.holder(learner, self.now())),
+            Some(c) => crate::adapters::redis::leases::holder(&mut c.clone(), learner)
+                .await
+                .map_err(redis_down),
+        }
+    }
+
+    pub async fn lease_hold(&self, learner: &str, session: &str, ttl_ms: i64) -> AppResult<()> {
+        match &self.redis {
+            None => {
+                self.leases.hold(learner, session, self.now().plus(ttl_ms));
+                Ok(())
+            }
+            Some(c) => crate::adapters::redis::leases::hold(
+                &mut c.clone(),
+                learner,
+                session,
+                self.real_ms(ttl_ms),
+            )
+            .await
+            .map_err(redis_down),
+        }
+    }
+
+    /// Renews the lease if `session` still holds it (or nobody does); false if another does.
+    pub async fn lease_renew(&self, learner: &str, session: &str, ttl_ms: i64) -> AppResult<bool> {
+        match &self.redis {
+            None => Ok(self.leases.renew(learner, session, self.now().plus(ttl_ms))),
+            Some(c) => crate::adapters::redis::leases::renew(
+                &mut c.clone(),
+                learner,
+                session,
+                self.real_ms(ttl_ms),
+            )
+            .await
+            .map_err(redis_down),
+        }
+    }
+
+    pub async fn lease_release(&self, learner: &str, session: &str) {
+        match &self.redis {
+            None => self.leases.release(learner, session),
+            Some(c) => {
+                if let Err(e) =
+                    crate::adapters::redis::leases::release(&mut c.clone(), learner, session).await
+                {
+                    tracing::warn!(error = %e, "Failed to release a lease; it expires by itself.");
+                }
+            }
+        }
+    }
+
     /// Appends a server-observed fact to a session's log and hands it to the workers.
     /// The sequence number comes from the store's per-session counter, so gateways and
     /// workers never hand out the same number twice.
@@ -90,5 +201,13 @@ impl App {
             })
             .await?;
         Ok(event)
+    }
+}
+
+fn redis_down(e: redis::RedisError) -> AppError {
+    tracing::warn!(error = %e, "Redis is unavailable.");
+    AppError::Unavailable {
+        what: "lease store",
+        retry_after_s: 2,
     }
 }

@@ -1,12 +1,12 @@
 //! The learner WebSocket protocol: what the server sends. Client messages are domain
 //! [`EventBody`](crate::domain::EventBody) client verbs plus a `seq` (see docs/protocol.md).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::{ChallengeKind, Millis, TerminationReason};
 
 /// Messages pushed to the learner.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg {
     /// First message on every connection: where to resume from.
@@ -54,7 +54,7 @@ pub enum ServerMsg {
 }
 
 /// A challenge as pushed to the learner. The expected pop-up answer is one of `choices`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ChallengeMsg {
     pub nonce: String,
     pub kind: ChallengeKind,

@@ -252,7 +252,7 @@ impl App {
         }
         let person = self.store.enrolments_of_person(&learner.id).await?;
         let others = other_enrolments(&person, Some(&enrolment.id));
-        let holder = self.leases.holder(&learner.id, now);
+        let holder = self.lease_holder(&learner.id).await?;
         let facts = AdmissionFacts {
             profile: &profile,
             now,
@@ -340,17 +340,15 @@ impl App {
                 },
             )
             .await?;
-            self.hub.close(
+            self.close_socket(
                 old.as_str(),
                 super::protocol::close::SESSION_ENDED,
                 "superseded by a newer session",
-            );
+            )
+            .await;
         }
-        self.leases.hold(
-            &learner.id,
-            &session_id,
-            now.plus(profile.single_window.lease_ttl_ms),
-        );
+        self.lease_hold(&learner.id, &session_id, profile.single_window.lease_ttl_ms)
+            .await?;
         self.bus
             .publish(crate::adapters::bus::Delivery {
                 session_id: session_id.clone(),

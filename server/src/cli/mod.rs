@@ -78,6 +78,16 @@ struct ServeArgs {
     /// Do not seed the demo platform and course.
     #[arg(long, env = "PROCTOR_NO_DEMO")]
     no_demo: bool,
+    /// What this process runs: gateway (REST + WebSocket), worker (partitions), or all.
+    #[arg(long, env = "PROCTOR_ROLE", value_enum, default_value = "all")]
+    role: crate::startup::Role,
+    /// Redis for the Streams bus and shared leases (`redis://host:6379`, or
+    /// `redis+cluster://h1:p1,h2:p2`). Without it everything runs in process.
+    #[arg(long, env = "PROCTOR_REDIS_URL")]
+    redis_url: Option<String>,
+    /// Prefix of every Redis key and channel.
+    #[arg(long, env = "PROCTOR_REDIS_NAMESPACE", default_value = "proctor")]
+    redis_namespace: String,
 }
 
 impl Default for ServeArgs {
@@ -96,6 +106,10 @@ impl Default for ServeArgs {
             partitions: 4,
             heartbeat_ms: 5000,
             no_demo: false,
+            role: crate::startup::Role::All,
+            redis_url: std::env::var("PROCTOR_REDIS_URL").ok(),
+            redis_namespace: std::env::var("PROCTOR_REDIS_NAMESPACE")
+                .unwrap_or_else(|_| "proctor".into()),
         }
     }
 }
@@ -144,6 +158,9 @@ fn settings(store: &StoreArgs) -> Settings {
         partitions: 1,
         heartbeat_interval_ms: 5000,
         demo: false,
+        role: crate::startup::Role::All,
+        redis_url: None,
+        redis_namespace: "proctor".into(),
     }
 }
 
@@ -186,7 +203,13 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Admin(admin) => admin_command(admin).await.map(|()| ExitCode::SUCCESS),
         Command::Replay { store, session } => {
             let (bus, _rx) = crate::adapters::bus::MemoryBus::new(1, 1);
-            let app = build_app(&settings(&store), bus, String::new()).await?;
+            let app = build_app(
+                &settings(&store),
+                crate::adapters::bus::Bus::Memory(bus),
+                None,
+                String::new(),
+            )
+            .await?;
             let report = app
                 .replay(&session)
                 .await
@@ -222,7 +245,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         time_scale: args.time_scale,
         partitions: args.partitions.clamp(1, 256),
         heartbeat_interval_ms: args.heartbeat_ms.clamp(1000, 60_000),
-        demo: !args.no_demo,
+        demo: !args.no_demo && args.role.gateway(),
+        role: args.role,
+        redis_url: args.redis_url.clone(),
+        redis_namespace: args.redis_namespace.clone(),
     };
     let application = Application::build(s.clone()).await?;
     let url = application.base_url().to_owned();
@@ -273,7 +299,13 @@ async fn admin_command(admin: Admin) -> anyhow::Result<()> {
         | Admin::SetStanding { store, .. } => store.clone(),
     };
     let (bus, _rx) = crate::adapters::bus::MemoryBus::new(1, 1);
-    let app = build_app(&settings(&store), bus, "http://127.0.0.1:8080".into()).await?;
+    let app = build_app(
+        &settings(&store),
+        crate::adapters::bus::Bus::Memory(bus),
+        None,
+        "http://127.0.0.1:8080".into(),
+    )
+    .await?;
     match admin {
         Admin::CreatePlatform { name, province, .. } => {
             let creds = app

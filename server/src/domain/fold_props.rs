@@ -417,7 +417,7 @@ fn duplicates_and_out_of_order_events_change_nothing() {
     assert_eq!(fold.apply(&late), Applied::OutOfOrder);
     assert_eq!(fold.verdict(), before);
     assert_eq!(fold.last_seq(Origin::Client), 3);
-    // A skipped sequence number is fine; anything at or below the highest is a duplicate.
+    // A skipped sequence number is fine.
     let skip = Event {
         origin: Origin::Server,
         seq: 7,
@@ -428,11 +428,20 @@ fn duplicates_and_out_of_order_events_change_nothing() {
         },
     };
     assert_eq!(fold.apply(&skip), Applied::Applied);
+    assert_eq!(fold.apply(&skip), Applied::Duplicate, "the same server event again");
+    // Server events have two writers (gateways and workers): a lower number may arrive after a
+    // higher one. It is not a duplicate; stamped earlier, it asks for a re-fold, which keeps it.
     let below = Event {
         seq: 5,
+        at: Millis(b.t),
         ..skip.clone()
     };
-    assert_eq!(fold.apply(&below), Applied::Duplicate);
+    assert_eq!(fold.apply(&below), Applied::OutOfOrder);
+    let mut all = b.events.clone();
+    all.extend([skip.clone(), below.clone()]);
+    let refolded = SessionFold::refold(henan(), ctx("s", "l", DURATION), all);
+    let names: Vec<_> = refolded.verdict().signals.iter().map(|s| s.name.clone()).collect();
+    assert_eq!(names, vec!["y", "y"], "the re-fold keeps both distinct server events");
 }
 
 #[test]

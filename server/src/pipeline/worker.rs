@@ -15,6 +15,7 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::{mpsc, watch};
 
 use crate::adapters::bus::{Delivery, partition_of};
+use crate::adapters::redis::bus::{Batch, RedisPartition};
 use crate::app::protocol::{ChallengeMsg, ServerMsg, close};
 use crate::app::{App, AppError};
 use crate::domain::schedule::{self, ChallengePlan};
@@ -36,13 +37,21 @@ struct Live {
     findings_seen: usize,
 }
 
+/// Where a worker's events come from.
+#[derive(Debug)]
+pub enum Source {
+    /// The in-process bus: this worker's partition channel.
+    Memory(mpsc::Receiver<Delivery>),
+    /// A Redis Streams partition, owned while this worker holds its lease.
+    Redis(RedisPartition),
+}
+
 /// One partition's consumer.
 #[derive(Debug)]
 pub struct Worker {
     app: Arc<App>,
     partition: usize,
     partitions: usize,
-    rx: mpsc::Receiver<Delivery>,
     live: HashMap<String, Live>,
     rng: StdRng,
 }
@@ -50,39 +59,50 @@ pub struct Worker {
 const MAX_BATCH: usize = 2048;
 
 impl Worker {
-    pub fn new(
-        app: Arc<App>,
-        partition: usize,
-        partitions: usize,
-        rx: mpsc::Receiver<Delivery>,
-    ) -> Worker {
+    pub fn new(app: Arc<App>, partition: usize, partitions: usize) -> Worker {
         Worker {
             app,
             partition,
             partitions,
-            rx,
             live: HashMap::new(),
             rng: StdRng::from_os_rng(),
         }
     }
 
-    /// Runs until `shutdown` flips to true, then drains what was already accepted.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        self.adopt_open_sessions().await;
-        // Timers run on server time: one server second, but at least every 10 ms real.
+    /// Runs until `shutdown` flips to true. From the in-process bus it then drains what was
+    /// already accepted; from Redis it gives the partition back (unacknowledged entries stay
+    /// pending for the next owner).
+    pub async fn run(self, source: Source, shutdown: watch::Receiver<bool>) {
+        match source {
+            Source::Memory(rx) => self.run_memory(rx, shutdown).await,
+            Source::Redis(part) => self.run_redis(part, shutdown).await,
+        }
+    }
+
+    /// Timers run on server time: one server second, but at least every 10 ms real.
+    fn tick_period(&self) -> Duration {
         let tick_ms = (1000.0 / self.app.clock.scale()).clamp(10.0, 1000.0);
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let mut tick = tokio::time::interval(Duration::from_millis(tick_ms as u64));
+        Duration::from_millis(tick_ms as u64)
+    }
+
+    async fn run_memory(
+        mut self,
+        mut rx: mpsc::Receiver<Delivery>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        self.adopt_open_sessions().await;
+        let mut tick = tokio::time::interval(self.tick_period());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
-                d = self.rx.recv() => match d {
+                d = rx.recv() => match d {
                     Some(d) => {
                         let mut batch = vec![d];
                         while batch.len() < MAX_BATCH {
-                            match self.rx.try_recv() {
+                            match rx.try_recv() {
                                 Ok(d) => batch.push(d),
                                 Err(_) => break,
                             }
@@ -95,9 +115,9 @@ impl Worker {
             }
         }
         // Drain: everything a gateway accepted before the bus closed is folded and stored.
-        self.rx.close();
+        rx.close();
         let mut batch = Vec::new();
-        while let Some(d) = self.rx.recv().await {
+        while let Some(d) = rx.recv().await {
             batch.push(d);
         }
         let n = batch.len();
@@ -108,6 +128,74 @@ impl Worker {
             partition = self.partition,
             drained = n,
             "Worker stopped after draining its partition."
+        );
+    }
+
+    async fn run_redis(mut self, mut part: RedisPartition, mut shutdown: watch::Receiver<bool>) {
+        let period = self.tick_period();
+        let mut last_tick = tokio::time::Instant::now();
+        // After the shutdown signal the gateway has stopped publishing: keep reading until the
+        // partition has nothing new, so what this process accepted is stored before it exits.
+        let mut draining = false;
+        loop {
+            let batch = if draining {
+                part.next_batch(MAX_BATCH, Duration::from_millis(50)).await
+            } else {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.changed() => { draining = true; continue; }
+                    b = part.next_batch(MAX_BATCH, period) => b,
+                }
+            };
+            match batch {
+                Ok(Batch::NotOwner) | Ok(Batch::Lost) if draining => break,
+                Ok(Batch::NotOwner) => {}
+                Ok(Batch::Acquired) => {
+                    tracing::info!(partition = self.partition, "Took ownership of a partition.");
+                    self.live.clear();
+                    self.adopt_open_sessions().await;
+                }
+                Ok(Batch::Lost) => {
+                    tracing::info!(partition = self.partition, "Gave up or lost a partition.");
+                    self.live.clear();
+                }
+                Ok(Batch::Events(entries)) => {
+                    if entries.is_empty() && draining {
+                        break;
+                    }
+                    let ids: Vec<String> = entries.iter().map(|(id, _)| id.clone()).collect();
+                    let batch: Vec<Delivery> = entries.into_iter().filter_map(|(_, d)| d).collect();
+                    if !batch.is_empty() {
+                        self.process(batch).await;
+                    }
+                    // Acknowledge only now: the events and verdicts are stored.
+                    let mut delay = Duration::from_millis(50);
+                    while let Err(e) = part.ack(&ids).await {
+                        tracing::warn!(error = %e, "Failed to acknowledge stream entries; retrying.");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(2));
+                        if draining {
+                            break;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(partition = self.partition, error = %e, "Failed to read the partition stream; retrying.");
+                    if draining {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+            if !draining && last_tick.elapsed() >= period {
+                last_tick = tokio::time::Instant::now();
+                self.on_tick().await;
+            }
+        }
+        part.release().await;
+        tracing::info!(
+            partition = self.partition,
+            "Worker stopped and gave its partition back."
         );
     }
 
@@ -309,17 +397,19 @@ impl Worker {
             let rng = &mut self.rng;
             plan.after_issue(kind, fold, &mut || rng.random::<u64>());
         }
-        self.app.hub.push(
-            sid,
-            ServerMsg::Challenge(ChallengeMsg {
-                nonce,
-                kind,
-                deadline,
-                deadline_in_ms: deadline.0 - now.0,
-                choices,
-                prompt,
-            }),
-        );
+        self.app
+            .push(
+                sid,
+                ServerMsg::Challenge(ChallengeMsg {
+                    nonce,
+                    kind,
+                    deadline,
+                    deadline_in_ms: deadline.0 - now.0,
+                    choices,
+                    prompt,
+                }),
+            )
+            .await;
         true
     }
 
@@ -386,15 +476,17 @@ impl Worker {
             );
             if credit != live.pushed {
                 live.pushed = credit;
-                self.app.hub.push(
-                    &sid,
-                    ServerMsg::Credit {
-                        credited_ms: v.credited_ms,
-                        provisional_ms: v.provisional_ms,
-                        lesson_coverage_ms: v.lesson_coverage_ms,
-                        lesson_complete: v.lesson_complete,
-                    },
-                );
+                self.app
+                    .push(
+                        &sid,
+                        ServerMsg::Credit {
+                            credited_ms: v.credited_ms,
+                            provisional_ms: v.provisional_ms,
+                            lesson_coverage_ms: v.lesson_coverage_ms,
+                            lesson_complete: v.lesson_complete,
+                        },
+                    )
+                    .await;
             }
             let findings: Vec<_> = v
                 .rules
@@ -402,26 +494,28 @@ impl Worker {
                 .flat_map(|r| r.findings.iter().map(move |f| (r.rule, f)))
                 .collect();
             for (rule, f) in findings.iter().skip(live.findings_seen) {
-                self.app.hub.push(
-                    &sid,
-                    ServerMsg::Warning {
-                        rule: rule.code().to_owned(),
-                        code: serde_json::to_value(f.code)
-                            .ok()
-                            .and_then(|c| c.as_str().map(str::to_owned))
-                            .unwrap_or_default(),
-                        message: f.detail.clone(),
-                    },
-                );
+                self.app
+                    .push(
+                        &sid,
+                        ServerMsg::Warning {
+                            rule: rule.code().to_owned(),
+                            code: serde_json::to_value(f.code)
+                                .ok()
+                                .and_then(|c| c.as_str().map(str::to_owned))
+                                .unwrap_or_default(),
+                            message: f.detail.clone(),
+                        },
+                    )
+                    .await;
             }
             live.findings_seen = live.findings_seen.max(findings.len());
             if v.ended {
                 let reason = v.termination.unwrap_or(TerminationReason::Server);
-                self.app.hub.push(&sid, ServerMsg::Ended { reason });
+                self.app.push(&sid, ServerMsg::Ended { reason }).await;
                 self.app
-                    .hub
-                    .close(&sid, close::SESSION_ENDED, "session ended");
-                self.app.leases.release(&live.learner_id, &sid);
+                    .close_socket(&sid, close::SESSION_ENDED, "session ended")
+                    .await;
+                self.app.lease_release(&live.learner_id, &sid).await;
                 self.app.hub.forget(&sid);
                 self.live.remove(&sid);
             }

@@ -86,6 +86,8 @@ pub struct SessionFold {
     last_at: Millis,
     last_key: Option<(Millis, Origin, u64)>,
     max_seq_server: u64,
+    /// Every server sequence number folded (server events are few: challenges, checks).
+    server_seqs: BTreeSet<u64>,
     max_seq_client: u64,
     events_folded: u64,
     termination: Option<(Millis, TerminationReason)>,
@@ -129,6 +131,7 @@ impl SessionFold {
             last_at: Millis(0),
             last_key: None,
             max_seq_server: 0,
+            server_seqs: BTreeSet::new(),
             max_seq_client: 0,
             events_folded: 0,
             termination: None,
@@ -160,14 +163,25 @@ impl SessionFold {
 
     /// Folds one event, or says why not (see [`Applied`]).
     pub fn apply(&mut self, event: &Event) -> Applied {
-        if event.seq <= self.last_seq(event.origin) {
+        // Client events reach the fold in sequence order (the gateway refuses gaps), so the
+        // highest sequence number identifies every duplicate. Server events have two writers
+        // (gateways: face checks, snapshots; workers: challenges, expiries) whose numbers are
+        // unique but may arrive out of numeric order, so they are remembered one by one.
+        let duplicate = match event.origin {
+            Origin::Server => self.server_seqs.contains(&event.seq),
+            Origin::Client => event.seq <= self.max_seq_client,
+        };
+        if duplicate {
             return Applied::Duplicate;
         }
         if self.last_key.is_some_and(|k| event.order_key() < k) {
             return Applied::OutOfOrder;
         }
         match event.origin {
-            Origin::Server => self.max_seq_server = event.seq,
+            Origin::Server => {
+                self.server_seqs.insert(event.seq);
+                self.max_seq_server = self.max_seq_server.max(event.seq);
+            }
             Origin::Client => self.max_seq_client = event.seq,
         }
         self.last_key = Some(event.order_key());
