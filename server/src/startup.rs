@@ -183,7 +183,12 @@ impl Application {
                     let own = RedisConn::connect(&target, &settings.redis_namespace)
                         .await
                         .context("Failed to connect to Redis")?;
-                    sources.push(Source::Redis(RedisPartition::new(own, p, consumer.clone(), share.clone())));
+                    sources.push(Source::Redis(RedisPartition::new(
+                        own,
+                        p,
+                        consumer.clone(),
+                        share.clone(),
+                    )));
                 }
                 (
                     Bus::Redis(bus),

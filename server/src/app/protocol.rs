@@ -60,7 +60,7 @@ pub struct ChallengeMsg {
     pub kind: ChallengeKind,
     pub deadline: Millis,
     pub deadline_in_ms: i64,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub choices: Vec<String>,
     /// What to show: for a pop-up, the code to pick; otherwise a short instruction.
     pub prompt: String,

@@ -428,7 +428,11 @@ fn duplicates_and_out_of_order_events_change_nothing() {
         },
     };
     assert_eq!(fold.apply(&skip), Applied::Applied);
-    assert_eq!(fold.apply(&skip), Applied::Duplicate, "the same server event again");
+    assert_eq!(
+        fold.apply(&skip),
+        Applied::Duplicate,
+        "the same server event again"
+    );
     // Server events have two writers (gateways and workers): a lower number may arrive after a
     // higher one. It is not a duplicate; stamped earlier, it asks for a re-fold, which keeps it.
     let below = Event {
@@ -440,8 +444,17 @@ fn duplicates_and_out_of_order_events_change_nothing() {
     let mut all = b.events.clone();
     all.extend([skip.clone(), below.clone()]);
     let refolded = SessionFold::refold(henan(), ctx("s", "l", DURATION), all);
-    let names: Vec<_> = refolded.verdict().signals.iter().map(|s| s.name.clone()).collect();
-    assert_eq!(names, vec!["y", "y"], "the re-fold keeps both distinct server events");
+    let names: Vec<_> = refolded
+        .verdict()
+        .signals
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["y", "y"],
+        "the re-fold keeps both distinct server events"
+    );
 }
 
 #[test]

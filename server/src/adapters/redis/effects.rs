@@ -67,3 +67,63 @@ async fn subscribe_once(url: &str, channel: &str, hub: &Hub) -> redis::RedisResu
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::protocol::ChallengeMsg;
+    use crate::domain::{ChallengeKind, Millis, TerminationReason};
+
+    /// Every message a worker can send must survive the trip to another gateway.
+    #[test]
+    fn every_effect_round_trips() {
+        let challenge = |kind, choices: Vec<String>| {
+            ServerMsg::Challenge(ChallengeMsg {
+                nonce: "n".into(),
+                kind,
+                deadline: Millis(5),
+                deadline_in_ms: 5,
+                choices,
+                prompt: "p".into(),
+            })
+        };
+        let msgs = vec![
+            challenge(ChallengeKind::Popup, vec!["1234".into(), "5678".into()]),
+            challenge(ChallengeKind::Snapshot, vec![]),
+            challenge(ChallengeKind::FaceRecheck, vec![]),
+            ServerMsg::Credit {
+                credited_ms: 1,
+                provisional_ms: 0,
+                lesson_coverage_ms: 2,
+                lesson_complete: false,
+            },
+            ServerMsg::Warning {
+                rule: "R1".into(),
+                code: "fast_forward".into(),
+                message: "m".into(),
+            },
+            ServerMsg::Ended {
+                reason: TerminationReason::LeaseExpired,
+            },
+        ];
+        for m in msgs {
+            let env = Envelope {
+                session: "s".into(),
+                msg: Some(m.clone()),
+                close: None,
+            };
+            let back: Envelope =
+                serde_json::from_str(&serde_json::to_string(&env).expect("encode"))
+                    .expect("decode");
+            assert_eq!(back.outbound(), Some(Outbound::Msg(m)));
+        }
+        let close = Envelope {
+            session: "s".into(),
+            msg: None,
+            close: Some((4410, "ended".into())),
+        };
+        let back: Envelope =
+            serde_json::from_str(&serde_json::to_string(&close).expect("encode")).expect("decode");
+        assert_eq!(back.outbound(), Some(Outbound::Close(4410, "ended".into())));
+    }
+}
