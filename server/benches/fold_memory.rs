@@ -1,0 +1,97 @@
+//! Memory held by one session's fold (the worker's per-session state), counted exactly with
+//! an instrumented global allocator at points through the honest 45-minute log. A separate
+//! bench binary so that the counting allocator does not slow the timings in `fold`.
+//! Run with `cargo bench -p proctor-server --bench fold --bench fold_memory`.
+//!
+//! Heap bytes are the sizes requested from the allocator; glibc malloc adds ~8–16 B per live
+//! block on top, so the live block count is printed too.
+
+#[path = "support/log.rs"]
+mod log;
+
+use std::alloc::System;
+
+use proctor::domain::{Event, Profile, SessionFold};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Net heap bytes and live blocks allocated while `f` ran and still held by what it returned.
+fn held<T>(f: impl FnOnce() -> T) -> (T, i64, i64) {
+    let region = Region::new(GLOBAL);
+    let value = f();
+    let s = region.change();
+    let bytes = i64::try_from(s.bytes_allocated).expect("fits")
+        - i64::try_from(s.bytes_deallocated).expect("fits")
+        + i64::try_from(s.bytes_reallocated).expect("fits");
+    let blocks =
+        i64::try_from(s.allocations).expect("fits") - i64::try_from(s.deallocations).expect("fits");
+    (value, bytes, blocks)
+}
+
+fn fold_prefix(profile: &Profile, events: &[Event]) -> SessionFold {
+    let mut fold = SessionFold::new(profile.clone(), log::ctx());
+    for e in events {
+        fold.apply(e);
+    }
+    fold
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; this binary takes no arguments and only reports.
+    let profile = log::profile();
+    let events = log::honest_45min();
+    let inline = i64::try_from(std::mem::size_of::<SessionFold>()).expect("fits");
+    let (copy, profile_heap, profile_blocks) = held(|| profile.clone());
+    drop(copy);
+    let (ctx, ctx_heap, ctx_blocks) = held(log::ctx);
+    drop(ctx);
+    println!("== fold_memory: heap held by one SessionFold (exact, instrumented allocator) ==");
+    println!("size_of::<SessionFold>() = {inline} B inline");
+    println!(
+        "of which owned by its Profile clone: {profile_heap} B heap in {profile_blocks} blocks; SessionContext: {ctx_heap} B in {ctx_blocks} blocks"
+    );
+    println!(
+        "{:>12} {:>7} {:>10} {:>7} {:>12} {:>11}",
+        "server time", "events", "heap B", "blocks", "inline+heap", "w/o profile"
+    );
+    let start = events.first().map_or(0, |e| e.at.0);
+    for minutes in [
+        Some(0_i64),
+        Some(1),
+        Some(5),
+        Some(15),
+        Some(30),
+        Some(45),
+        None,
+    ] {
+        let k = minutes.map_or(events.len(), |m| {
+            events
+                .iter()
+                .take_while(|e| e.at.0 <= start + m * 60_000)
+                .count()
+        });
+        let label = minutes.map_or_else(|| "end".to_owned(), |m| format!("{m} m"));
+        let (fold, heap, blocks) = held(|| fold_prefix(&profile, &events[..k]));
+        println!(
+            "{:>12} {:>7} {:>10} {:>7} {:>12} {:>11}",
+            label,
+            k,
+            heap,
+            blocks,
+            inline + heap,
+            inline + heap - profile_heap
+        );
+        drop(fold);
+    }
+    let fold = fold_prefix(&profile, &events);
+    let (json, heap, blocks) = held(|| {
+        let v = fold.verdict();
+        serde_json::to_vec(&v).expect("a verdict serialises")
+    });
+    println!(
+        "verdict() JSON after 45 min: {} B (held as a Vec: {heap} B in {blocks} block)",
+        json.len()
+    );
+}
