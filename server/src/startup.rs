@@ -64,6 +64,7 @@ pub struct Application {
     app: Arc<App>,
     listener: TcpListener,
     receivers: Vec<tokio::sync::mpsc::Receiver<crate::adapters::bus::Delivery>>,
+    demo: crate::api::routes::demo::DemoSite,
 }
 
 /// Opens the store the way every command does (`serve` and `admin` share it).
@@ -123,6 +124,7 @@ impl Application {
             app,
             listener,
             receivers,
+            demo: crate::api::routes::demo::DemoSite::new(&settings.data_dir),
         })
     }
 
@@ -147,6 +149,7 @@ impl Application {
             app,
             listener,
             receivers,
+            demo,
             ..
         } = self;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -177,7 +180,9 @@ impl Application {
                 })
                 .configure(crate::api::configure)
                 .split_for_parts();
-            router.default_service(web::to(crate::api::not_found))
+            router
+                .configure(|c| crate::api::routes::demo::configure(c, demo.clone()))
+                .default_service(web::to(crate::api::not_found))
         })
         .workers(2)
         .disable_signals()

@@ -122,9 +122,12 @@ export class Connection {
       case 'welcome': {
         this.welcomed = msg;
         this.attempt = 0;
-        this.set('open', `resumed after seq ${msg.last_seq}`);
+        // Resend and flush before announcing `open`: listeners send on `open`, and their
+        // messages must follow the resent ones (and not be resent themselves).
         for (const f of this.o.outbox.resume(msg.last_seq)) this.sock?.send(JSON.stringify(f));
+        this.st = 'open';
         this.flush();
+        this.set('open', `resumed after seq ${msg.last_seq}`);
         break;
       }
       case 'ack':

@@ -142,9 +142,11 @@ export class MediaGuard {
   }
 
   /** Moves the playhead back to a lesson position (after a pop-up: the last reported one). */
-  rewindTo(lessonMs: number): void {
+  rewindTo(lessonMs: number): boolean {
     const target = lessonMs / 1000 / this.scale;
-    if (target < this.media.currentTime) this.media.currentTime = target;
+    if (!(target < this.media.currentTime - 0.001)) return false;
+    this.media.currentTime = target;
+    return true;
   }
 
   /** A heartbeat reflecting the element now. */
@@ -198,9 +200,10 @@ export class MediaGuard {
     const elapsed = (wall - this.lastWall) / 1000;
     // Plausible playback at ≤ 1.0×: advances no faster than the wall clock (with slack for
     // event-loop jitter). Anything else extends nothing.
-    if (!m.paused && dt >= 0 && dt <= elapsed * 1.1 + 0.3 && this.rateNow() <= 1000) {
+    const playing = !m.paused || m.ended;
+    if (playing && dt >= 0 && dt <= elapsed * 1.1 + 0.3 && this.rateNow() <= 1000) {
       if (t > this.furthest) this.furthest = t;
-    } else if (dt > 0 && t > this.furthest + this.toleranceS()) {
+    } else if (playing && dt > 0 && t > this.furthest + this.toleranceS()) {
       this.snapBack(t);
       return;
     }

@@ -395,6 +395,13 @@ export class ProctorSession {
     const t = this.options.texts;
     // Video played after the last report earns nothing while a pop-up is pending: resume there.
     const resumeAt = this.guard.lastReportedMs();
+    // A pop-up after the video ended still rewinds: the tail must be watched again, so play it.
+    const ended = this.media.ended;
+    const resume = (): void => {
+      const moved = this.guard.rewindTo(resumeAt);
+      this.guard.release('popup');
+      if (ended && moved) this.guard.play();
+    };
     this.guard.hold('popup');
     const deadlineAt = timers.now() + this.realMs(c.deadline_in_ms);
     let expiry: unknown;
@@ -406,8 +413,7 @@ export class ProctorSession {
     const dispose = ui.popup(c, deadlineAt, (answer) => {
       this.send({ type: 'challenge_answered', nonce: c.nonce, answer });
       close();
-      this.guard.rewindTo(resumeAt);
-      this.guard.release('popup');
+      resume();
     });
     this.popups.set(c.nonce, close);
     expiry = timers.setTimeout(
@@ -417,8 +423,7 @@ export class ProctorSession {
           label: t.continueLabel,
           run: () => {
             n();
-            this.guard.rewindTo(resumeAt);
-            this.guard.release('popup');
+            resume();
           },
         });
       },
