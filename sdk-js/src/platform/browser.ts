@@ -123,7 +123,8 @@ export const http: HttpPort = {
   },
   beacon(url, body) {
     try {
-      return navigator.sendBeacon(url, new Blob([body], { type: 'application/json' }));
+      // text/plain keeps the beacon a CORS-simple request (a beacon cannot be preflighted).
+      return navigator.sendBeacon(url, new Blob([body], { type: 'text/plain;charset=UTF-8' }));
     } catch {
       return false;
     }

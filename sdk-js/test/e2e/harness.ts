@@ -46,6 +46,8 @@ async function freePort(): Promise<number> {
 export class Proxy {
   private readonly sockets = new Set<net.Socket>();
   private cutUntil = 0;
+  private wsBlocked = false;
+  private readonly wsSockets = new Set<net.Socket>();
   private server: net.Server | undefined;
   port = 0;
 
@@ -57,23 +59,40 @@ export class Proxy {
         client.destroy();
         return;
       }
-      const up = net.connect(this.target, '127.0.0.1');
-      this.sockets.add(client);
-      this.sockets.add(up);
-      client.pipe(up);
-      up.pipe(client);
-      const end = (): void => {
-        client.destroy();
-        up.destroy();
-        this.sockets.delete(client);
-        this.sockets.delete(up);
-      };
-      client.on('error', end).on('close', end);
-      up.on('error', end).on('close', end);
+      client.once('data', (first: Buffer) => {
+        const ws = /^upgrade:\s*websocket/im.test(first.toString('latin1'));
+        if (ws && this.wsBlocked) {
+          client.destroy();
+          return;
+        }
+        const up = net.connect(this.target, '127.0.0.1');
+        up.write(first);
+        this.sockets.add(client);
+        this.sockets.add(up);
+        if (ws) this.wsSockets.add(client);
+        client.pipe(up);
+        up.pipe(client);
+        const end = (): void => {
+          client.destroy();
+          up.destroy();
+          this.sockets.delete(client);
+          this.sockets.delete(up);
+          this.wsSockets.delete(client);
+        };
+        client.on('error', end).on('close', end);
+        up.on('error', end).on('close', end);
+      });
+      client.on('error', () => client.destroy());
     });
     await new Promise<void>((r) => this.server?.listen(0, '127.0.0.1', r));
     const a = this.server.address();
     this.port = typeof a === 'object' && a ? a.port : 0;
+  }
+
+  /** Cuts every WebSocket and refuses new ones (plain HTTP still passes) until unblocked. */
+  blockWebSockets(on: boolean): void {
+    this.wsBlocked = on;
+    if (on) for (const s of this.wsSockets) s.destroy();
   }
 
   /** Drops the network: every open connection dies, new ones are refused for `ms`. */

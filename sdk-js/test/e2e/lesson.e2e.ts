@@ -215,4 +215,31 @@ describe('learner SDK in Chromium against proctor serve', () => {
     expect(uncredited(v, 'lease_lost')).toBe(0);
     await ctx.close();
   });
+
+  it('a page closed while the socket is down hands its queued events over in a beacon', async () => {
+    const ctx = await world.context();
+    const page = await openDemo(world, ctx, '', { backoff: { baseMs: 5000, maxMs: 10_000 } });
+    const id = await startWithCamera(page);
+    await autoAnswer(page, true);
+    await play(page);
+    await sleep(1000);
+    world.proxy?.blockWebSockets(true);
+    await sleep(500);
+    const sdk = await page.evaluate(() => {
+      const o = (window as unknown as {
+        demo: { proctor: { connection: { outbox: { nextSeq: number; queuedCount: number; inflightCount: number } } } };
+      }).demo.proctor.connection.outbox;
+      return { last: o.nextSeq - 1 + o.queuedCount, pending: o.queuedCount + o.inflightCount };
+    });
+    expect(sdk.pending).toBeGreaterThan(0);
+    await page.close(); // pagehide → navigator.sendBeacon over plain HTTP
+    await sleep(800);
+    world.proxy?.blockWebSockets(false);
+    const seqs = (await world.events(id)).filter((e) => e.origin === 'client').map((e) => e.seq);
+    const max = Math.max(...seqs);
+    // Everything queued while offline arrived (the page adds a last heartbeat as it leaves).
+    expect(max).toBeGreaterThanOrEqual(sdk.last);
+    expect([...seqs].sort((a, b) => a - b)).toEqual(Array.from({ length: max }, (_, i) => i + 1));
+    await ctx.close();
+  });
 });
