@@ -256,11 +256,13 @@ export class ProctorSession {
     );
   }
 
-  /** The page is going away: a last heartbeat, and a beacon with whatever is unacknowledged. */
+  /** The page is going away: a last heartbeat; if the socket is down, a beacon with whatever
+   * is unacknowledged (an open socket delivers it itself, and a beacon would only race it). */
   private onLeave(): void {
     if (this.st === 'ended' || this.st === 'stopped') return;
     const { page } = this.ports;
     this.send(this.guard.heartbeat(page.visible(), page.focused()));
+    if (this.connection.state === 'open') return;
     const { inflight, queued } = this.connection.outbox.pending();
     if (inflight.length + queued.length === 0) return;
     const url = `${this.apiBase}/sessions/${encodeURIComponent(this.session.session_id)}/beacon?access_token=${encodeURIComponent(this.connection.token)}`;

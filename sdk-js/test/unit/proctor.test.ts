@@ -12,6 +12,8 @@ function setup(identity: 'face' | 'manual', camera?: CameraPort) {
   const popups: { ch: Challenge; answer: (c: string) => void; closed: boolean }[] = [];
   const notices: string[] = [];
   const posts: string[] = [];
+  const beacons: { url: string; body: string }[] = [];
+  let leave: () => void = () => undefined;
   const ui: UiPort = {
     consent: () => Promise.resolve(true),
     notice: (_k, text, action) => {
@@ -39,7 +41,10 @@ function setup(identity: 'face' | 'manual', camera?: CameraPort) {
         focused: () => true,
         onVisibility: () => () => undefined,
         onFocus: () => () => undefined,
-        onLeave: () => () => undefined,
+        onLeave: (fn) => {
+          leave = fn;
+          return () => undefined;
+        },
       },
       tabLock: undefined,
       http: {
@@ -47,7 +52,10 @@ function setup(identity: 'face' | 'manual', camera?: CameraPort) {
           posts.push(url);
           return Promise.resolve({ status: 201, body: { passed: true } });
         },
-        beacon: () => true,
+        beacon: (url, body) => {
+          beacons.push({ url, body });
+          return true;
+        },
       },
       ui,
       camera,
@@ -55,7 +63,7 @@ function setup(identity: 'face' | 'manual', camera?: CameraPort) {
     },
     { tabLock: false },
   );
-  return { timers, sockets, media, p, popups, notices, posts };
+  return { timers, sockets, media, p, popups, notices, posts, beacons, leave: () => leave() };
 }
 
 const sentTypes = (s: { sent: string[] } | undefined) => (s?.sent ?? []).map((t) => JSON.parse(t) as { type: string; seq: number });
@@ -119,6 +127,25 @@ describe('ProctorSession', () => {
     await new Promise((r) => setTimeout(r, 0));
     expect(p.state).toBe('identity');
     expect(notices.some((n) => n.includes('camera'))).toBe(true);
+  });
+});
+
+describe('page leave', () => {
+  it('beacons what the server lacks only while the socket is down, numbered as the socket would', async () => {
+    const { sockets, p, beacons, leave } = setup('manual');
+    await p.start();
+    sockets.all[0]?.recv(welcome(0));
+    leave();
+    expect(beacons).toHaveLength(0); // the open socket carries the last heartbeat
+    sockets.all[0]?.recv({ type: 'ack', seq: 1, duplicate: false });
+    sockets.all[0]?.h.onClose(1006, '');
+    p.send({ type: 'paused', position_ms: 0 });
+    leave();
+    expect(beacons).toHaveLength(1);
+    expect(beacons[0]?.url).toBe('http://h/api/v1/sessions/s1/beacon?access_token=t');
+    const frames = JSON.parse(beacons[0]?.body ?? '[]') as { seq: number; type: string }[];
+    expect(frames.map((f) => f.seq)).toEqual(frames.map((_, i) => i + 2));
+    expect(frames.map((f) => f.type)).toContain('paused');
   });
 });
 
