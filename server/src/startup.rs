@@ -95,6 +95,7 @@ pub struct Application {
     sources: Vec<Source>,
     role: Role,
     redis: Option<(RedisTarget, String, Arc<Share>)>,
+    demo: crate::api::routes::demo::DemoSite,
 }
 
 /// Opens the store the way every command does (`serve` and `admin` share it).
@@ -207,6 +208,7 @@ impl Application {
             sources,
             role: settings.role,
             redis,
+            demo: crate::api::routes::demo::DemoSite::new(&settings.data_dir),
         })
     }
 
@@ -233,6 +235,7 @@ impl Application {
             sources,
             role,
             redis,
+            demo,
             ..
         } = self;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -288,7 +291,9 @@ impl Application {
                     }
                 })
                 .split_for_parts();
-            router.default_service(web::to(crate::api::not_found))
+            router
+                .configure(|c| crate::api::routes::demo::configure(c, demo.clone()))
+                .default_service(web::to(crate::api::not_found))
         })
         .workers(2)
         .disable_signals()

@@ -102,6 +102,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(sessions::enrolment_summary)
                 .service(sessions::upload_snapshot)
                 .service(sessions::face_check)
+                .service(ws::beacon)
                 .map(|s| s.service(ws::connect)),
         );
 }

@@ -12,10 +12,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{HttpRequest, HttpResponse, get, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
 use futures_util::StreamExt;
 use rand::Rng;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::auth::CallingLearner;
 use super::error::{ApiError, ApiResult};
@@ -100,6 +102,121 @@ pub async fn connect(
     };
     actix_web::rt::spawn(conn.run(session, stream, welcome));
     Ok(response)
+}
+
+/// What a beacon delivered.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BeaconReceipt {
+    /// Messages accepted now.
+    pub accepted: u64,
+    /// Messages the server already had (ignored, as on the socket).
+    pub duplicates: u64,
+    /// The highest accepted client seq after this beacon.
+    pub last_seq: u64,
+}
+
+/// Last-chance delivery when the page goes away while the socket is down
+/// (`navigator.sendBeacon`): a JSON array of the messages the socket takes, with the same
+/// checks and sequence rules. Messages already accepted count as duplicates; the first gap
+/// stops the batch (the rest waits for the socket's resume). Learner token in the query.
+#[utoipa::path(tag = "learner", security(("learner" = [])), params(("id" = String, Path)),
+    request_body(content = Vec<Object>, description = "client messages, each with its seq", content_type = "application/json"),
+    responses((status = 202, body = BeaconReceipt), (status = 400, body = crate::api::error::Problem),
+        (status = 401, body = crate::api::error::Problem), (status = 403, body = crate::api::error::Problem),
+        (status = 409, body = crate::api::error::Problem), (status = 413, body = crate::api::error::Problem),
+        (status = 503, body = crate::api::error::Problem)))]
+#[post("/sessions/{id}/beacon")]
+pub async fn beacon(
+    app: web::Data<App>,
+    learner: CallingLearner,
+    id: web::Path<String>,
+    body: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let claims = learner.for_session(&id)?.clone();
+    if app.is_draining() {
+        return Err(AppError::Unavailable {
+            what: "gateway (draining)",
+            retry_after_s: 2,
+        }
+        .into());
+    }
+    let (_, ended, _) = app.open_challenges(&id).await?;
+    if ended {
+        return Err(AppError::Conflict("the session has ended; start a new session".into()).into());
+    }
+    let (rec, ctx) = app
+        .store
+        .session(&id)
+        .await
+        .map_err(AppError::from)?
+        .ok_or(AppError::NotFound("session"))?;
+    let ctx: crate::domain::SessionContext =
+        serde_json::from_str(&ctx).map_err(|e| AppError::Internal(e.to_string()))?;
+    let profile = crate::domain::Profile::find(&rec.profile)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let bytes = super::read_limited(body, MAX_MESSAGE_BYTES).await?;
+    let frames: Vec<serde_json::Value> = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::Malformed(format!("a beacon is a JSON array of client messages: {e}"))
+    })?;
+    if frames.len() > 512 {
+        return Err(ApiError::Malformed(
+            "a beacon carries at most 512 messages".into(),
+        ));
+    }
+    let mut parsed = frames
+        .iter()
+        .map(|v| parse_client_message(&v.to_string(), ctx.lesson_duration_ms))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::Malformed)?;
+    parsed.sort_by_key(|(seq, _)| *seq);
+    let stored = app
+        .store
+        .last_client_seq(&id)
+        .await
+        .map_err(AppError::from)?;
+    let mut last = app.hub.last_seq(&id).unwrap_or(0).max(stored);
+    let (mut accepted, mut duplicates) = (0, 0);
+    for (seq, body) in parsed {
+        if seq <= last {
+            duplicates += 1;
+            continue;
+        }
+        if seq != last + 1 {
+            break;
+        }
+        let now = app.now();
+        let event = Event {
+            origin: Origin::Client,
+            seq,
+            at: now,
+            body,
+        };
+        app.bus
+            .publish(Delivery {
+                session_id: id.to_string(),
+                event,
+            })
+            .await
+            .map_err(|_| AppError::Unavailable {
+                what: "event bus",
+                retry_after_s: 2,
+            })?;
+        // A socket that resends this seq later is acknowledged as a duplicate or, if it read
+        // `last_seq` before this beacon, stored idempotently on (session, origin, seq).
+        last = seq;
+        app.hub.set_last_seq(&id, seq);
+        app.leases.renew(
+            &claims.sub,
+            &id,
+            now.plus(profile.single_window.lease_ttl_ms),
+        );
+        accepted += 1;
+    }
+    Ok(HttpResponse::Accepted().json(BeaconReceipt {
+        accepted,
+        duplicates,
+        last_seq: last,
+    }))
 }
 
 /// The message a challenge is pushed as; pop-ups get the expected code among two decoys.

@@ -274,6 +274,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         s.data_dir.display()
     );
     if demo.is_some() {
+        println!("  Demo lesson  {url}/demo   (build its files once: scripts/build-demo)");
         println!(
             "  Demo         platform credentials in {}",
             s.data_dir.join("demo-credentials.json").display()
