@@ -1,0 +1,287 @@
+//! Fault tests of the production pipeline (PostgreSQL + Redis Streams, separate gateway and
+//! worker processes). They run in the test command's PostgreSQL + Redis pass
+//! (`PROCTOR_TEST_BUS=redis`); in the embedded pass there is no worker process to kill.
+
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use proctor_e2e::{proctor_bin, send, token_for};
+use serde_json::{Value, json};
+
+/// Sessions streaming while the worker dies (the issue's figure); `PROCTOR_FAULT_SESSIONS`
+/// overrides it for local debugging.
+fn sessions() -> usize {
+    std::env::var("PROCTOR_FAULT_SESSIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000)
+}
+const EVENTS_PER_SESSION: u64 = 12;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+struct Proc(tokio::process::Child);
+
+fn spawn(role: &str, port: u16, dir: &std::path::Path, db: &str, redis: &str, ns: &str) -> Proc {
+    let child = tokio::process::Command::new(proctor_bin().expect("binary"))
+        .args([
+            "serve",
+            "--role",
+            role,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            db,
+        ])
+        .args([
+            "--redis-url",
+            redis,
+            "--redis-namespace",
+            ns,
+            "--time-scale",
+            "10",
+            "--partitions",
+            "4",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn proctor");
+    Proc(child)
+}
+
+async fn ready(http: &reqwest::Client, port: u16) {
+    for _ in 0..400 {
+        if let Ok(r) = http
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            && r.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("process on port {port} never became ready");
+}
+
+async fn post(http: &reqwest::Client, url: String, token: &str, body: Value) -> Value {
+    let r = http
+        .post(&url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("post");
+    let status = r.status();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{url}: {status} {v} for {body}");
+    v
+}
+
+/// One learner: start a session, stream heartbeats and end it; returns (session, last acked seq).
+async fn learner(
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    course: String,
+    lesson: String,
+) -> (String, u64) {
+    // A class holds at most 80 learners (R12): one class each.
+    let c = post(
+        &http,
+        format!("{base}/api/v1/classes"),
+        &token,
+        json!({"name": "faults", "course_id": course, "planned_total_hours": 30, "planned_online_hours": 10}),
+    )
+    .await;
+    let class = c["id"].as_str().expect("class").to_owned();
+    let n = proctor_e2e::rand_digits();
+    let l = post(
+        &http,
+        format!("{base}/api/v1/learners"),
+        &token,
+        json!({"external_ref": n, "real_name": "r", "id_number": format!("{n}X")}),
+    )
+    .await;
+    let e = post(
+        &http,
+        format!("{base}/api/v1/enrolments"),
+        &token,
+        json!({"class_id": class, "learner_id": l["id"]}),
+    )
+    .await;
+    let s = post(
+        &http,
+        format!("{base}/api/v1/sessions"),
+        &token,
+        json!({"enrolment_id": e["id"], "lesson_id": lesson}),
+    )
+    .await;
+    let sid = s["session_id"].as_str().expect("sid").to_owned();
+    let url = format!(
+        "{}?access_token={}",
+        s["ws_url"].as_str().expect("url"),
+        s["learner_token"].as_str().expect("t")
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws");
+    let mut acked = 0;
+    for seq in 1..=EVENTS_PER_SESSION {
+        let body = if seq == EVENTS_PER_SESSION {
+            json!({"seq": seq, "type": "terminated", "reason": "ended"})
+        } else {
+            json!({"seq": seq, "type": "heartbeat", "position_ms": 0, "rate_permille": 1000, "paused": true, "visible": true, "focused": true})
+        };
+        send(&mut ws, body).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Read acknowledgements until the server ends the session (or the socket goes quiet).
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_secs(30), ws.next()).await {
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(&t).expect("json");
+            if v["type"] == "ack" {
+                acked = acked.max(v["seq"].as_u64().unwrap_or(0));
+            }
+            if v["type"] == "ended" {
+                break;
+            }
+        }
+    }
+    (sid, acked)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_worker_loses_and_doubles_nothing() {
+    let Some(redis) = proctor_e2e::test_redis_url() else {
+        eprintln!(
+            "fault tests run in the PostgreSQL + Redis pass of scripts/test (PROCTOR_TEST_BUS=redis)"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = proctor_e2e::test_database_url().await.unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("proctor.db").display()
+        )
+    });
+    let ns = format!("fault-{}", uuid::Uuid::new_v4().simple());
+    let (gw_port, a_port, b_port) = (free_port(), free_port(), free_port());
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("http");
+    let _gateway = spawn("gateway", gw_port, dir.path(), &db, &redis, &ns);
+    ready(&http, gw_port).await;
+    let mut worker_a = spawn("worker", a_port, dir.path(), &db, &redis, &ns);
+    ready(&http, a_port).await;
+
+    let base = format!("http://127.0.0.1:{gw_port}");
+    let creds: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("demo-credentials.json")).expect("creds"),
+    )
+    .expect("json");
+    let token = token_for(
+        &http,
+        &base,
+        creds["client_id"].as_str().expect("id"),
+        creds["client_secret"].as_str().expect("s"),
+    )
+    .await;
+    let course_id = creds["course_id"].as_str().expect("course").to_owned();
+    let lesson = creds["lesson_ids"][0].as_str().expect("lesson").to_owned();
+
+    // Learners stream in waves of 100 connections; the worker dies part way through.
+    let finished = AtomicUsize::new(0);
+    let finished_at_kill = AtomicUsize::new(0);
+    let learners = futures_util::stream::iter(0..sessions())
+        .map(|_| {
+            let run = learner(
+                http.clone(),
+                base.clone(),
+                token.clone(),
+                course_id.clone(),
+                lesson.clone(),
+            );
+            let finished = &finished;
+            async move {
+                let r = run.await;
+                finished.fetch_add(1, Ordering::SeqCst);
+                r
+            }
+        })
+        .buffer_unordered(100);
+    let killer = async {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        finished_at_kill.store(finished.load(Ordering::SeqCst), Ordering::SeqCst);
+        worker_a.0.start_kill().expect("kill -9 worker A");
+        let _ = worker_a.0.wait().await;
+        spawn("worker", b_port, dir.path(), &db, &redis, &ns)
+    };
+    let (results, _worker_b): (Vec<(String, u64)>, Proc) =
+        tokio::join!(learners.collect::<Vec<_>>(), killer);
+    assert_eq!(results.len(), sessions());
+    let at_kill = finished_at_kill.load(Ordering::SeqCst);
+    assert!(
+        at_kill < sessions(),
+        "the worker must die while sessions still stream ({at_kill} had finished)"
+    );
+
+    // Every acknowledged event is stored exactly once, and every stored verdict is exactly
+    // what a clean replay of its log gives (no credit lost or doubled).
+    let store = proctor::adapters::store::Store::connect(&db)
+        .await
+        .expect("store");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    for (sid, acked) in &results {
+        loop {
+            let stored = store.last_client_seq(sid).await.expect("seq");
+            let verdict = store.verdict_json(sid).await.expect("verdict");
+            let ended = verdict
+                .as_deref()
+                .is_some_and(|v| v.contains("\"ended\":true"));
+            if (stored >= *acked && ended) || tokio::time::Instant::now() > deadline {
+                assert!(
+                    stored >= *acked,
+                    "session {sid}: acknowledged {acked}, stored {stored}"
+                );
+                assert!(ended, "session {sid} has no final verdict");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let events = store.events(sid).await.expect("events");
+        let client: Vec<u64> = events
+            .iter()
+            .filter(|e| e.origin == proctor::domain::Origin::Client)
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(
+            client,
+            (1..=client.len() as u64).collect::<Vec<_>>(),
+            "session {sid}: client events stored once each, in order"
+        );
+        let r: Value = post(
+            &http,
+            format!("{base}/api/v1/sessions/{sid}/replay"),
+            &token,
+            json!({}),
+        )
+        .await;
+        assert_eq!(
+            r["matches"], true,
+            "session {sid}: stored verdict differs from a replay of its log"
+        );
+    }
+}
