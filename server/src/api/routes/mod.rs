@@ -2,6 +2,7 @@
 //! `app`, and shapes the response; nothing else.
 
 pub mod catalog;
+pub mod face;
 pub mod health;
 pub mod oauth;
 pub mod sessions;
