@@ -11,19 +11,28 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     fn scale(&self) -> f64;
 }
 
-/// What a face check concluded about one image.
+/// What the face pipeline saw in one image. Decisions (match, liveness, enrolment quality)
+/// are made from it with the model cards' thresholds (`adapters::face`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct FaceOutcome {
-    pub passed: bool,
-    /// Similarity to the enrolled template, per-mille.
-    pub match_permille: Option<i32>,
-    /// Passive liveness P(real), per-mille.
-    pub liveness_permille: Option<i32>,
-    /// Which models (or which stand-in) produced this, for the evidence.
-    pub detail: String,
+pub struct FaceAnalysis {
+    /// Faces the detector found.
+    pub faces: u32,
+    /// The largest face's box `(x, y, w, h)` in image pixels.
+    pub face_box: Option<[f32; 4]>,
+    pub detector_score: Option<f32>,
+    /// The largest face's embedding (128-d, dlib ResNet).
+    pub embedding: Option<Vec<f32>>,
+    /// Passive liveness P(real) of the largest face (mean of the two MiniFASNet models).
+    pub liveness: Option<f32>,
+    /// Laplacian variance of the aligned face (blur).
+    pub sharpness: Option<f32>,
+    /// Perceptual hash (dHash) of the whole frame.
+    pub dhash: u64,
+    /// Which models (file sha256 prefixes) or which stand-in produced this, for the evidence.
+    pub models: String,
 }
 
-/// Why a face check could not run (distinct from a check that ran and failed).
+/// Why a face analysis could not run (distinct from an analysis that found no face).
 #[derive(Debug, thiserror::Error)]
 pub enum FaceError {
     #[error("the image could not be decoded: {0}")]
@@ -32,11 +41,16 @@ pub enum FaceError {
     Unavailable(String),
 }
 
-/// Face analysis: liveness plus match. Blocking; callers run it on the blocking pool.
+/// Face analysis: detection, embedding, passive liveness, perceptual hash. Blocking; callers
+/// run it on the bounded blocking pool.
 pub trait FaceCheck: Send + Sync + std::fmt::Debug {
-    fn check(&self, image: &[u8]) -> Result<FaceOutcome, FaceError>;
+    fn analyse(&self, image: &[u8]) -> Result<FaceAnalysis, FaceError>;
     /// A short name for `/readyz` and the evidence.
     fn name(&self) -> &str;
+    /// `Ok` when analyses can run, else why not (for `/readyz`).
+    fn state(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Where evidence files (snapshots, exports) go. Blocking; callers use the blocking pool.

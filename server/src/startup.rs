@@ -52,6 +52,10 @@ pub struct Settings {
     pub redis_url: Option<String>,
     /// Prefix of every Redis key and channel, so deployments (or tests) can share a Redis.
     pub redis_namespace: String,
+    /// Which face analysis answers face checks and snapshots.
+    pub face: FaceBackend,
+    /// The current face-template key (base64, 32 bytes); else key files under `data_dir/keys`.
+    pub template_key: Option<String>,
 }
 
 /// What a `proctor serve` process does.
@@ -71,6 +75,40 @@ impl Role {
     }
     pub fn worker(self) -> bool {
         matches!(self, Role::All | Role::Worker)
+    }
+}
+
+/// The face analysis behind the `FaceCheck` port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaceBackend {
+    /// The ONNX models from `models_dir` on the ONNX Runtime library `runtime`. If they cannot
+    /// load, the service still starts and reports face checks unavailable.
+    Onnx {
+        models_dir: PathBuf,
+        runtime: PathBuf,
+    },
+    /// The labelled stand-in, for tests and `proctor simulate` with synthetic images.
+    StandIn,
+}
+
+impl FaceBackend {
+    /// The ONNX backend with `models/setup.sh`'s layout under `root`.
+    pub fn onnx_under(root: &std::path::Path) -> FaceBackend {
+        let (models_dir, runtime) = crate::adapters::face::onnx::default_paths(root);
+        FaceBackend::Onnx {
+            models_dir,
+            runtime,
+        }
+    }
+
+    fn build(&self) -> Arc<dyn crate::ports::FaceCheck> {
+        match self {
+            FaceBackend::Onnx {
+                models_dir,
+                runtime,
+            } => Arc::new(crate::adapters::face::OnnxFace::load(models_dir, runtime)),
+            FaceBackend::StandIn => Arc::new(StandInFace),
+        }
     }
 }
 
@@ -130,11 +168,20 @@ pub async fn build_app(
         leases: Leases::default(),
         keys,
         clock: Arc::new(SystemClock::new(settings.time_scale)),
-        face: Arc::new(StandInFace),
+        face: settings.face.build(),
         evidence: Arc::new(evidence),
+        templates: crate::adapters::face::template::TemplateKeys::load(
+            &settings.data_dir,
+            settings.template_key.as_deref(),
+        )
+        .context("Failed to load the face-template keys")?,
+        face_slots: Arc::new(tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        )),
         public_url,
         heartbeat_interval_ms: settings.heartbeat_interval_ms,
         draining: false.into(),
+        demo_platform: std::sync::OnceLock::new(),
     })
 }
 

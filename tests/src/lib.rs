@@ -61,7 +61,13 @@ pub fn test_redis_url() -> Option<String> {
 }
 
 /// Starts the service on port 0 with the demo seed, at `time_scale`.
+/// Starts the service on port 0 with the demo seed, at `time_scale`, with the stand-in face.
 pub async fn spawn_app(time_scale: f64) -> TestApp {
+    spawn_app_with(time_scale, proctor::startup::FaceBackend::StandIn).await
+}
+
+/// Starts the service on port 0 with the demo seed and the given face backend.
+pub async fn spawn_app_with(time_scale: f64, face: proctor::startup::FaceBackend) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let settings = Settings {
         listen: "127.0.0.1:0".into(),
@@ -75,6 +81,10 @@ pub async fn spawn_app(time_scale: f64) -> TestApp {
         role: proctor::startup::Role::All,
         redis_url: test_redis_url(),
         redis_namespace: format!("e2e-{}", uuid::Uuid::new_v4().simple()),
+        // Most tests drive the verdict logic with synthetic images (the stand-in); the face
+        // models have their own tests (tests/tests/face_*.rs).
+        face,
+        template_key: None,
     };
     let application = Application::build(settings)
         .await
@@ -137,6 +147,21 @@ impl TestApp {
         let learner = post_json(&self.http, &self.url("/api/v1/learners"), token,
             json!({"external_ref": format!("e2e-{n}"), "real_name": "测试", "id_number": format!("{n}X"), "face_consent": face_consent})).await;
         assert_eq!(learner.0, 201, "{}", learner.1);
+        if face_consent {
+            let lid = learner.1["id"].as_str().expect("learner id");
+            let r = self
+                .http
+                .post(self.url(&format!(
+                    "/api/v1/learners/{lid}/face-enrolment?consent_text_version=e2e-1&consent_text_sha256={CONSENT_SHA256}"
+                )))
+                .bearer_auth(token)
+                .header("content-type", "image/png")
+                .body(png(true))
+                .send()
+                .await
+                .expect("face enrolment");
+            assert_eq!(r.status().as_u16(), 201, "face enrolment");
+        }
         let e = post_json(
             &self.http,
             &self.url("/api/v1/enrolments"),
@@ -283,6 +308,9 @@ pub async fn recv_kind(ws: &mut Ws, kind: &str) -> Value {
 }
 
 /// A bright stand-in image (the stand-in face check passes it) or a dark one (fails).
+/// sha256 of the (test) consent text the learners agreed to.
+pub const CONSENT_SHA256: &str = "5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+
 pub fn png(bright: bool) -> Vec<u8> {
     let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
     v.extend(std::iter::repeat_n(if bright { 180u8 } else { 0u8 }, 512));

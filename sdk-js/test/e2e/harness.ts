@@ -189,6 +189,8 @@ export class World {
         '--public-url', this.base,
         '--data-dir', join(this.dir, 'data'),
         '--time-scale', String(TIME_SCALE),
+        // The fake camera shows a test pattern, not a face: the labelled stand-in answers.
+        '--face', 'stand-in',
       ],
       { env: { ...process.env, PROCTOR_DEMO_ASSETS: assets, PROCTOR_LOG: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
     );

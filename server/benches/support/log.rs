@@ -144,6 +144,7 @@ impl Builder {
             nonce,
             snapshot_id: format!("img-{}", self.t),
             sha256: "ab".repeat(32),
+            analysis: None,
         });
         self.heartbeat();
     }

@@ -64,6 +64,9 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
 
 type Result<T> = std::result::Result<T, StoreError>;
 
+mod face;
+pub use face::ConsentReceipt;
+
 /// A refused session start, as stored.
 #[derive(Debug, Clone)]
 pub struct RefusalRow<'a> {

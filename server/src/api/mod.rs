@@ -77,7 +77,7 @@ pub fn configure_health(cfg: &mut ServiceConfig) {
 
 /// Registers every route.
 pub fn configure(cfg: &mut ServiceConfig) {
-    use routes::{catalog, health, oauth, sessions};
+    use routes::{catalog, face, health, oauth, sessions};
     cfg.service(health::healthz)
         .service(health::readyz)
         .service(oauth::token)
@@ -90,6 +90,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(catalog::get_class)
                 .service(catalog::create_learner)
                 .service(catalog::get_learner)
+                .service(face::enrol)
+                .service(face::withdraw)
                 .service(catalog::create_enrolment)
                 .service(catalog::get_enrolment)
                 .service(catalog::mark_examined)

@@ -40,6 +40,7 @@ impl App {
         if let Ok(text) = std::fs::read_to_string(&path) {
             let mut creds: DemoCredentials =
                 serde_json::from_str(&text).context("Failed to read demo-credentials.json")?;
+            let _ = self.demo_platform.set(creds.platform_id.clone());
             if creds.server != self.public_url {
                 creds.server = self.public_url.clone();
                 write_private(&path, &serde_json::to_string_pretty(&creds)?)?;
@@ -77,6 +78,7 @@ impl App {
             )
             .await
             .map_err(|e| anyhow::anyhow!("Failed to create the demo course: {e}"))?;
+        let _ = self.demo_platform.set(platform.id.clone());
         let creds = DemoCredentials {
             server: self.public_url.clone(),
             client_id: platform_creds.client_id,

@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod demo;
 pub mod error;
+pub mod face;
 pub mod hub;
 pub mod protocol;
 pub mod sessions;
@@ -38,12 +39,19 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub face: Arc<dyn FaceCheck>,
     pub evidence: Arc<dyn Evidence>,
+    /// Keys that seal face templates at rest.
+    pub templates: crate::adapters::face::template::TemplateKeys,
+    /// Bounds concurrent face analyses (one per core) on the blocking pool.
+    pub face_slots: Arc<tokio::sync::Semaphore>,
     /// Base URL clients reach this server at, e.g. `http://127.0.0.1:8080`.
     pub public_url: String,
     /// Interval the SDK should send heartbeats at, in server milliseconds.
     pub heartbeat_interval_ms: i64,
     /// Set at SIGTERM: `/readyz` fails and new sockets are refused while the drain runs.
     pub draining: std::sync::atomic::AtomicBool,
+    /// The seeded demo platform, if any: its learners enrol their face with their first camera
+    /// frame (a demo convenience; real platforms enrol the real-name photo).
+    pub demo_platform: std::sync::OnceLock<String>,
 }
 
 /// A fresh, time-ordered id.

@@ -1,6 +1,8 @@
 //! Learner uploads: snapshots answering a server's snapshot request (R6) and images for face
 //! checks (R4). Each upload is checked against the session's log (the nonce must be an open
-//! challenge of the right kind), stored with its sha256, then recorded as a server event.
+//! challenge of the right kind), analysed by the face pipeline (a corrupt or non-image upload
+//! is refused before anything is stored), stored with its sha256, then recorded as a server
+//! event carrying the analysis (face count, scores, model versions, perceptual hash).
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -90,7 +92,7 @@ impl App {
         bytes: &[u8],
     ) -> AppResult<StoredSnapshot> {
         let content_type = check_image(bytes, declared)?;
-        let (open, ended, _) = self.open_challenges(session_id).await?;
+        let (open, ended, learner_id) = self.open_challenges(session_id).await?;
         if ended {
             return Err(AppError::Conflict("the session has ended".into()));
         }
@@ -103,6 +105,16 @@ impl App {
                 "no open snapshot request with nonce {nonce} in this session"
             )));
         }
+        let analysis = match self.analyse_face(bytes).await {
+            Ok(a) => Some(a),
+            // The snapshot is still R6 evidence without the models; reviewers see it unanalysed.
+            Err(AppError::Unavailable { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let summary = match &analysis {
+            Some(a) => Some(self.snapshot_analysis(&learner_id, a).await?),
+            None => None,
+        };
         let id = new_id();
         let sha256 = sha256_hex(bytes);
         let ext = content_type.trim_start_matches("image/");
@@ -145,9 +157,15 @@ impl App {
                     nonce: nonce.to_owned(),
                     snapshot_id: id.clone(),
                     sha256: sha256.clone(),
+                    analysis: summary,
                 },
             )
             .await?;
+        if let Some(a) = &analysis {
+            self.store
+                .insert_frame_hash(&id, &learner_id, session_id, a.dhash, ev.at)
+                .await?;
+        }
         Ok(StoredSnapshot {
             snapshot_id: id,
             sha256,
@@ -188,18 +206,31 @@ impl App {
                 "no open face re-check with nonce {n} in this session"
             )));
         }
-        let face = self.face.clone();
-        let data = bytes.to_vec();
-        let outcome = tokio::task::spawn_blocking(move || face.check(&data))
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))?
-            .map_err(|e| match e {
-                crate::ports::FaceError::BadImage(why) => AppError::Invalid { field: "body", why },
-                crate::ports::FaceError::Unavailable(_) => AppError::Unavailable {
-                    what: "face check",
-                    retry_after_s: 30,
-                },
-            })?;
+        let mut enrolled = self.enrolled_embedding(&learner_id).await?;
+        if enrolled.is_none() && self.demo_platform.get() == Some(&learner.platform_id) {
+            // The demo only: the first camera frame enrols the learner, so a newcomer can try
+            // the whole flow with their own face. Real platforms enrol the real-name photo.
+            let platform = self
+                .store
+                .platform(&learner.platform_id)
+                .await?
+                .ok_or(AppError::NotFound("platform"))?;
+            let text = "proctor demo: face processing consent for this demonstration only";
+            let consent = super::face::ConsentText {
+                consent_text_version: "demo-1".into(),
+                consent_text_sha256: crate::auth::sha256_hex(text.as_bytes()),
+            };
+            self.enrol_face(&platform, &learner_id, &consent, bytes)
+                .await?;
+            enrolled = self.enrolled_embedding(&learner_id).await?;
+        }
+        let enrolled = enrolled.ok_or_else(|| {
+            AppError::Conflict(
+                "the learner has no enrolled face template: the platform must enrol the real-name photo first (POST /api/v1/learners/{id}/face-enrolment)".into(),
+            )
+        })?;
+        let analysis = self.analyse_face(bytes).await?;
+        let outcome = crate::adapters::face::decide(&analysis, &enrolled);
         let check_id = new_id();
         let ev = self
             .append_server_event(

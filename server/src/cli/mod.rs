@@ -88,6 +88,24 @@ struct ServeArgs {
     /// Prefix of every Redis key and channel.
     #[arg(long, env = "PROCTOR_REDIS_NAMESPACE", default_value = "proctor")]
     redis_namespace: String,
+    /// Face analysis: `onnx` (the models from `models/setup.sh`) or `stand-in` (labelled,
+    /// brightness-driven; for `proctor simulate` and tests with synthetic images).
+    #[arg(long, env = "PROCTOR_FACE", default_value = "onnx", value_parser = ["onnx", "stand-in"])]
+    face: String,
+    /// Folder holding the ONNX face models.
+    #[arg(long, env = "PROCTOR_MODELS_DIR", default_value = "models/bin")]
+    models_dir: std::path::PathBuf,
+    /// The ONNX Runtime shared library.
+    #[arg(
+        long,
+        env = "PROCTOR_ONNXRUNTIME",
+        default_value = "models/lib/libonnxruntime.so"
+    )]
+    onnxruntime: std::path::PathBuf,
+    /// The current face-template key, base64 of 32 bytes (default: a key file in the data
+    /// directory, created on first start).
+    #[arg(long, env = "PROCTOR_TEMPLATE_KEY", hide_env_values = true)]
+    template_key: Option<String>,
 }
 
 impl Default for ServeArgs {
@@ -110,6 +128,14 @@ impl Default for ServeArgs {
             redis_url: std::env::var("PROCTOR_REDIS_URL").ok(),
             redis_namespace: std::env::var("PROCTOR_REDIS_NAMESPACE")
                 .unwrap_or_else(|_| "proctor".into()),
+            face: std::env::var("PROCTOR_FACE").unwrap_or_else(|_| "onnx".into()),
+            models_dir: std::env::var("PROCTOR_MODELS_DIR")
+                .unwrap_or_else(|_| "models/bin".into())
+                .into(),
+            onnxruntime: std::env::var("PROCTOR_ONNXRUNTIME")
+                .unwrap_or_else(|_| "models/lib/libonnxruntime.so".into())
+                .into(),
+            template_key: std::env::var("PROCTOR_TEMPLATE_KEY").ok(),
         }
     }
 }
@@ -161,6 +187,9 @@ fn settings(store: &StoreArgs) -> Settings {
         role: crate::startup::Role::All,
         redis_url: None,
         redis_namespace: "proctor".into(),
+        // Admin and replay never analyse faces.
+        face: crate::startup::FaceBackend::StandIn,
+        template_key: std::env::var("PROCTOR_TEMPLATE_KEY").ok(),
     }
 }
 
@@ -249,6 +278,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         role: args.role,
         redis_url: args.redis_url.clone(),
         redis_namespace: args.redis_namespace.clone(),
+        face: if args.face == "stand-in" {
+            crate::startup::FaceBackend::StandIn
+        } else {
+            crate::startup::FaceBackend::Onnx {
+                models_dir: args.models_dir,
+                runtime: args.onnxruntime,
+            }
+        },
+        template_key: args.template_key,
     };
     let application = Application::build(s.clone()).await?;
     let url = application.base_url().to_owned();
@@ -261,6 +299,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("  API          {url}/api/v1");
     println!("  API docs     {url}/api/v1/docs/   (OpenAPI: {url}/api/v1/openapi.json)");
     println!("  Health       {url}/healthz  {url}/readyz");
+    let face = application.app().face.clone();
+    println!(
+        "  Face checks  {} ({})",
+        face.name(),
+        match face.state() {
+            Ok(()) => "ok".to_owned(),
+            Err(why) => format!("unavailable: {why}"),
+        }
+    );
     println!(
         "  Store        {}",
         if s.database_url.is_some() {

@@ -136,6 +136,27 @@ pub enum FaceMethod {
     Manual,
 }
 
+/// What the face pipeline saw in a snapshot (R6): evidence for reviewers, not a verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotAnalysis {
+    /// Faces found in the frame.
+    pub faces: u32,
+    /// Similarity to the enrolled template, per-mille (1000 − 1000 × distance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_permille: Option<i32>,
+    /// Passive liveness P(real), per-mille.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness_permille: Option<i32>,
+    /// Perceptual hash (dHash) of the frame, 16 hex digits.
+    pub dhash: String,
+    /// An earlier snapshot (of any learner) with nearly the same picture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_picture_as: Option<String>,
+    /// Model versions and raw scores.
+    pub detail: String,
+}
+
 /// The event payloads. `type` is the verb. Unknown fields are refused, so a client cannot
 /// smuggle data into the log.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -177,6 +198,9 @@ pub enum EventBody {
         nonce: String,
         snapshot_id: String,
         sha256: String,
+        /// What the face pipeline saw in it (R6 evidence), when the models ran.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        analysis: Option<SnapshotAnalysis>,
     },
     /// Another session of the same learner asked for the lease while this one held it.
     ConcurrentSessionRefused { other_session: SessionId },

@@ -145,6 +145,7 @@ fn build(first_face: bool, acts: &[Act]) -> Vec<Event> {
                     nonce: n,
                     snapshot_id: format!("img-{a}"),
                     sha256: "00".into(),
+                    analysis: None,
                 });
             }
             18 if x && y => {

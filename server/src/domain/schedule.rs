@@ -386,6 +386,7 @@ mod tests {
                                 nonce,
                                 snapshot_id,
                                 sha256: "cd".repeat(32),
+                                analysis: None,
                             });
                         }
                         ChallengeKind::FaceRecheck => {

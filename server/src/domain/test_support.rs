@@ -191,6 +191,7 @@ impl LogBuilder {
             nonce: n,
             snapshot_id,
             sha256: "ab".repeat(32),
+            analysis: None,
         })
     }
 

@@ -256,6 +256,8 @@ pub struct SnapshotRecord {
     pub nonce: String,
     pub at: Millis,
     pub sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<super::events::SnapshotAnalysis>,
 }
 
 /// A tamper or environment signal, for reviewers to weigh.

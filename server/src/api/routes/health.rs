@@ -1,6 +1,8 @@
 //! Liveness and readiness. `/healthz` checks only that the process serves requests (no
 //! dependencies, so a database outage never restarts pods); `/readyz` checks the store, the
-//! drain state and names the face component with its state.
+//! drain state and names the face component with its state ("ok" or "unavailable: why").
+//! Face checks being unavailable does not make the service unready: sessions still run, face
+//! checks answer 503 and the non-face path remains.
 
 use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
@@ -51,7 +53,10 @@ pub async fn readyz(app: web::Data<App>) -> HttpResponse {
         draining,
         face: FaceState {
             name: app.face.name().to_owned(),
-            state: "ok".into(),
+            state: match app.face.state() {
+                Ok(()) => "ok".into(),
+                Err(why) => format!("unavailable: {why}"),
+            },
         },
         time_scale: app.clock.scale(),
     };

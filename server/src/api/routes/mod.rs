@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod demo;
+pub mod face;
 pub mod health;
 pub mod oauth;
 pub mod sessions;

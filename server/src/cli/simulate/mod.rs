@@ -283,6 +283,21 @@ impl Sim {
                        "id_number": format!("{n:017}X"), "face_consent": true}),
             )
             .await?;
+        // The real-name photo, once (the stand-in face check accepts the synthetic image).
+        let lid = learner["id"].as_str().context("learner id")?;
+        let r = self
+            .http
+            .post(format!(
+                "{}/api/v1/learners/{lid}/face-enrolment?consent_text_version=sim-1&consent_text_sha256={}",
+                self.base,
+                "0".repeat(64)
+            ))
+            .bearer_auth(&self.token)
+            .header("content-type", "image/png")
+            .body(player::png(true))
+            .send()
+            .await?;
+        ensure!(r.status().as_u16() == 201, "face enrolment: {}", r.status());
         let e = self
             .created(
                 "/api/v1/enrolments",

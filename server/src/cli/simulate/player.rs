@@ -71,7 +71,7 @@ pub(super) struct Player {
     clock_ms: i64,
 }
 
-fn png(bright: bool) -> Vec<u8> {
+pub(super) fn png(bright: bool) -> Vec<u8> {
     let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
     v.extend(std::iter::repeat_n(if bright { 180u8 } else { 0u8 }, 512));
     v

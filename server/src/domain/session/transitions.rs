@@ -99,6 +99,7 @@ impl SessionFold {
                 nonce,
                 snapshot_id,
                 sha256,
+                analysis,
             } => match self.take_outstanding_kind(nonce, ChallengeKind::Snapshot) {
                 Some(o) if t < o.deadline => {
                     self.resolve(nonce, ChallengeOutcome::Confirmed, Some(t));
@@ -107,6 +108,7 @@ impl SessionFold {
                         nonce: nonce.clone(),
                         at: t,
                         sha256: sha256.clone(),
+                        analysis: analysis.clone(),
                     });
                 }
                 Some(_) => {
