@@ -61,24 +61,11 @@ impl Hub {
         }
     }
 
-    /// Pushes a message to the session's socket, if it has one here.
-    pub fn push(&self, session: &str, msg: ServerMsg) -> bool {
-        lock(&self.conns)
-            .get(session)
-            .is_some_and(|c| c.tx.send(Outbound::Msg(msg)).is_ok())
-    }
-
     /// Hands an effect to the session's socket here, if there is one.
     pub fn deliver(&self, session: &str, out: Outbound) -> bool {
         lock(&self.conns)
             .get(session)
             .is_some_and(|c| c.tx.send(out).is_ok())
-    }
-
-    pub fn close(&self, session: &str, code: u16, reason: &str) {
-        if let Some(c) = lock(&self.conns).get(session) {
-            let _ = c.tx.send(Outbound::Close(code, reason.to_owned()));
-        }
     }
 
     /// Tells every socket to close (graceful shutdown).

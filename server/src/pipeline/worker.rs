@@ -19,7 +19,6 @@ use crate::adapters::redis::bus::{Batch, RedisPartition};
 use crate::app::protocol::{ChallengeMsg, ServerMsg, close};
 use crate::app::{App, AppError};
 use crate::domain::schedule::{self, ChallengePlan};
-use crate::domain::verdict::RuleStatus;
 use crate::domain::{
     Applied, ChallengeKind, Event, EventBody, Millis, Origin, Profile, SessionContext, SessionFold,
     TerminationReason,
@@ -525,9 +524,4 @@ impl Worker {
 
 fn count_findings(fold: &SessionFold) -> usize {
     fold.verdict().rules.iter().map(|r| r.findings.len()).sum()
-}
-
-/// Whether any rule in a verdict is violated (for logs and metrics).
-pub fn any_violation(v: &crate::domain::SessionVerdict) -> bool {
-    v.rules.iter().any(|r| r.status == RuleStatus::Violated)
 }
