@@ -7,6 +7,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod domain;
+pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod ports;

@@ -54,6 +54,9 @@ pub struct Class {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub occupation: Option<String>,
+    /// The city or county (six-digit GB/T 2260 code), when the platform named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub profile: ProfileRef,
     /// Planned total hours of the class, in 课时.
     pub planned_total_hours: u32,

@@ -26,6 +26,10 @@ pub struct FaceAnalysis {
     pub liveness: Option<f32>,
     /// Laplacian variance of the aligned face (blur).
     pub sharpness: Option<f32>,
+    /// Head-turn proxy of the largest face from its landmarks: the nose tip's offset from the
+    /// eye midpoint along the eye axis, in inter-eye distances. Positive when the nose is
+    /// towards the image's right (the learner turned to their own left, camera unmirrored).
+    pub yaw: Option<f32>,
     /// Perceptual hash (dHash) of the whole frame.
     pub dhash: u64,
     /// Which models (file sha256 prefixes) or which stand-in produced this, for the evidence.
@@ -58,4 +62,12 @@ pub trait Evidence: Send + Sync + std::fmt::Debug {
     /// Stores `bytes` under `key` (a relative path); returns a locator for the store.
     fn put(&self, key: &str, bytes: &[u8]) -> std::io::Result<String>;
     fn get(&self, locator: &str) -> std::io::Result<Vec<u8>>;
+    /// Removes a stored file (retention purges, R15). A missing file is not an error.
+    fn delete(&self, locator: &str) -> std::io::Result<()> {
+        let _ = locator;
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "this evidence store cannot delete",
+        ))
+    }
 }

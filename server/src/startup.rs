@@ -52,6 +52,9 @@ pub struct Settings {
     pub redis_url: Option<String>,
     /// Prefix of every Redis key and channel, so deployments (or tests) can share a Redis.
     pub redis_namespace: String,
+    /// Gateways refuse new events (backpressure) while a partition stream holds this many
+    /// entries the workers have not acknowledged (Redis bus only).
+    pub bus_max_backlog: u64,
     /// Which face analysis answers face checks and snapshots.
     pub face: FaceBackend,
     /// The current face-template key (base64, 32 bytes); else key files under `data_dir/keys`.
@@ -216,7 +219,7 @@ impl Application {
                 let conn = RedisConn::connect(&target, &settings.redis_namespace)
                     .await
                     .context("Failed to connect to Redis")?;
-                let bus = RedisBus::new(conn.clone(), partitions)
+                let bus = RedisBus::new(conn.clone(), partitions, settings.bus_max_backlog)
                     .await
                     .context("Failed to prepare the Redis streams")?;
                 let consumer = format!("worker-{}", uuid::Uuid::new_v4().simple());
@@ -287,6 +290,17 @@ impl Application {
         } = self;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let partitions = sources.len();
+        crate::metrics::metrics().set_build_info(match role {
+            Role::All => "all",
+            Role::Gateway => "gateway",
+            Role::Worker => "worker",
+        });
+        let count = i64::try_from(partitions).unwrap_or(i64::MAX);
+        crate::metrics::metrics().bus_partitions.set(count);
+        if redis.is_none() && role.worker() {
+            // In process every partition has its worker here (Redis: sampled by ownership).
+            crate::metrics::metrics().partitions_owned.set(count);
+        }
         let mut workers: Vec<JoinHandle<()>> = Vec::new();
         if role.worker() {
             workers.extend(sources.into_iter().enumerate().map(|(i, source)| {
@@ -294,6 +308,14 @@ impl Application {
                     Worker::new(app.clone(), i, partitions).run(source, shutdown_rx.clone()),
                 )
             }));
+        }
+        if role.worker() {
+            // Evidence retention (R15): hourly; idempotent, so every worker process may run it.
+            tokio::spawn(crate::app::review::retention::run_job(
+                app.clone(),
+                Duration::from_secs(3600),
+                shutdown_rx.clone(),
+            ));
         }
         if let Some((target, consumer, share)) = &redis {
             if role.gateway() {
@@ -304,6 +326,12 @@ impl Application {
                 ));
             }
             if role.worker() {
+                tokio::spawn(crate::metrics::bus::sample_redis(
+                    app.clone(),
+                    share.clone(),
+                    partitions,
+                    shutdown_rx.clone(),
+                ));
                 tokio::spawn(membership(
                     app.clone(),
                     consumer.clone(),
@@ -316,6 +344,7 @@ impl Application {
 
         let data = web::Data::from(app.clone());
         let openapi = crate::api::openapi();
+        let idempotency = web::Data::new(crate::api::idempotency::Memory::default());
         let server = HttpServer::new(move || {
             // The docs come first: the /api/v1 scope would otherwise answer 404 for them.
             let docs =
@@ -340,7 +369,19 @@ impl Application {
                 .split_for_parts();
             router
                 .configure(|c| crate::api::routes::demo::configure(c, demo.clone()))
+                .configure(|c| {
+                    if role.gateway() {
+                        crate::api::routes::review::configure(c);
+                    }
+                })
+                .app_data(idempotency.clone())
+                .wrap(actix_web::middleware::from_fn(
+                    crate::api::idempotency::guard,
+                ))
                 .default_service(web::to(crate::api::not_found))
+                .wrap(actix_web::middleware::from_fn(
+                    crate::metrics::http::observe,
+                ))
         })
         .workers(2)
         .disable_signals()
@@ -381,6 +422,11 @@ impl Application {
 
 /// Keeps this worker process in the live set and computes its fair share of partitions, so
 /// that adding a worker process moves partitions to it and a dead one's are taken over.
+/// A member that missed `MEMBER_WINDOW_MS` of its 1 s beats counts as gone. Counting a live
+/// worker as gone only lets the others try for more partitions; they get one only when its
+/// lease (`OWNER_TTL`) lapses.
+const MEMBER_WINDOW_MS: u64 = 2500;
+
 async fn membership(
     app: Arc<App>,
     consumer: String,
@@ -402,7 +448,7 @@ async fn membership(
                 redis::cmd("ZREMRANGEBYSCORE")
                     .arg(key)
                     .arg("-inf")
-                    .arg(now.saturating_sub(5000)),
+                    .arg(now.saturating_sub(MEMBER_WINDOW_MS)),
             )
             .await?;
             conn.query::<usize>(redis::cmd("ZCARD").arg(key)).await

@@ -1,6 +1,9 @@
 //! Helpers for end-to-end tests: spawn the real service (in process on port 0, or the real
 //! `proctor` binary), obtain platform tokens, and speak the learner WebSocket protocol.
 
+pub mod proxy;
+pub mod redis_server;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -68,18 +71,92 @@ pub async fn spawn_app(time_scale: f64) -> TestApp {
 
 /// Starts the service on port 0 with the demo seed and the given face backend.
 pub async fn spawn_app_with(time_scale: f64, face: proctor::startup::FaceBackend) -> TestApp {
+    spawn_app_custom(time_scale, face, test_redis_url(), 2).await
+}
+
+/// Starts the service (role `all`) on the given Redis (`None`: the in-process bus) with
+/// `partitions` partitions, on the test pass's store.
+pub async fn spawn_app_on(
+    time_scale: f64,
+    redis_url: Option<String>,
+    partitions: usize,
+) -> TestApp {
+    spawn_app_custom(
+        time_scale,
+        proctor::startup::FaceBackend::StandIn,
+        redis_url,
+        partitions,
+    )
+    .await
+}
+
+/// What a fault test changes about the service it starts.
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    pub time_scale: f64,
+    pub redis_url: Option<String>,
+    pub partitions: usize,
+    /// `None`: the test pass's store.
+    pub database_url: Option<String>,
+    pub bus_max_backlog: u64,
+}
+
+/// Starts the service (role `all`) with `opts`.
+pub async fn spawn_app_opts(opts: AppOptions) -> TestApp {
+    let database_url = match opts.database_url {
+        Some(u) => Some(u),
+        None => test_database_url().await,
+    };
+    spawn_settings(
+        opts.time_scale,
+        proctor::startup::FaceBackend::StandIn,
+        opts.redis_url,
+        opts.partitions,
+        database_url,
+        opts.bus_max_backlog,
+    )
+    .await
+}
+
+async fn spawn_app_custom(
+    time_scale: f64,
+    face: proctor::startup::FaceBackend,
+    redis_url: Option<String>,
+    partitions: usize,
+) -> TestApp {
+    let db = test_database_url().await;
+    spawn_settings(
+        time_scale,
+        face,
+        redis_url,
+        partitions,
+        db,
+        proctor::adapters::redis::bus::DEFAULT_MAX_BACKLOG,
+    )
+    .await
+}
+
+async fn spawn_settings(
+    time_scale: f64,
+    face: proctor::startup::FaceBackend,
+    redis_url: Option<String>,
+    partitions: usize,
+    database_url: Option<String>,
+    bus_max_backlog: u64,
+) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let settings = Settings {
         listen: "127.0.0.1:0".into(),
         data_dir: data_dir.path().to_path_buf(),
-        database_url: test_database_url().await,
+        database_url,
         public_url: None,
         time_scale,
-        partitions: 2,
+        partitions,
         heartbeat_interval_ms: 5000,
         demo: true,
         role: proctor::startup::Role::All,
-        redis_url: test_redis_url(),
+        redis_url,
+        bus_max_backlog,
         redis_namespace: format!("e2e-{}", uuid::Uuid::new_v4().simple()),
         // Most tests drive the verdict logic with synthetic images (the stand-in); the face
         // models have their own tests (tests/tests/face_*.rs).
@@ -331,4 +408,241 @@ pub fn proctor_bin() -> anyhow::Result<PathBuf> {
         bin.display()
     );
     Ok(bin)
+}
+
+/// What happened to one streamed session.
+#[derive(Debug, Clone, Default)]
+pub struct Streamed {
+    pub session: String,
+    /// The highest acknowledged client sequence number.
+    pub acked: u64,
+    /// The worker's `ended` effect (message or close 4410) reached the socket.
+    pub saw_ended: bool,
+    /// Sockets the server closed with 4503 (backpressure).
+    pub backpressured: u32,
+    /// WebSocket upgrades the server refused (e.g. 503 while the store is down).
+    pub refused: u32,
+}
+
+/// One learner's session streamed over a WebSocket: `events` client events (heartbeats, the
+/// last one `terminated`), sent `gap` apart.
+/// Reads until the server ends the session or the socket closes or goes quiet for `quiet`.
+/// A socket the server closes mid-stream (backpressure, a restart) is reopened and the
+/// unacknowledged events are sent again, as the SDK does.
+pub async fn stream_session(
+    app: &TestApp,
+    token: &str,
+    events: u64,
+    gap: Duration,
+    quiet: Duration,
+) -> Streamed {
+    let enrolment = app.enrol(token, false).await;
+    let (status, started) = app.start(token, &enrolment, 0).await;
+    assert_eq!(status, 201, "{started}");
+    stream_started(&started, events, gap, quiet).await
+}
+
+/// Enrols `n` learners (no face consent) and starts a session on the first lesson for each;
+/// returns the start responses.
+pub async fn start_learners(app: &TestApp, token: &str, n: usize) -> Vec<Value> {
+    let mut started = Vec::with_capacity(n);
+    for _ in 0..n {
+        let enrolment = app.enrol(token, false).await;
+        let (status, s) = app.start(token, &enrolment, 0).await;
+        assert_eq!(status, 201, "{s}");
+        started.push(s);
+    }
+    started
+}
+
+/// Streams `events` heartbeats (100 ms apart) on every started session at once.
+pub async fn stream_all(started: &[Value], events: u64) -> Vec<Streamed> {
+    futures_util::stream::iter(started.iter())
+        .map(|s| {
+            stream_started(
+                s,
+                events,
+                Duration::from_millis(100),
+                Duration::from_secs(10),
+            )
+        })
+        .buffer_unordered(started.len().max(1))
+        .collect()
+        .await
+}
+
+/// `stream_session` for a session already started (`started`: the start response).
+pub async fn stream_started(
+    started: &Value,
+    events: u64,
+    gap: Duration,
+    quiet: Duration,
+) -> Streamed {
+    let (mut backpressured, mut refused) = (0u32, 0u32);
+    let mut acked = 0u64;
+    let mut ended = false;
+    let mut saw_ended = false;
+    let mut attempts = 0;
+    while !ended && attempts < 60 {
+        attempts += 1;
+        let url = format!(
+            "{}?access_token={}",
+            started["ws_url"].as_str().expect("ws_url"),
+            started["learner_token"].as_str().expect("learner_token")
+        );
+        let Ok((mut ws, _)) = tokio_tungstenite::connect_async(url).await else {
+            refused += 1;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        };
+        // The welcome tells where the server is; resend from there.
+        let Ok(welcome) = recv(&mut ws).await else {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        };
+        if welcome["type"] != "welcome" {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
+        acked = acked.max(welcome["last_seq"].as_u64().unwrap_or(0));
+        let mut broken = false;
+        for seq in acked + 1..=events {
+            let body = if seq == events {
+                json!({"seq": seq, "type": "terminated", "reason": "ended"})
+            } else {
+                json!({"seq": seq, "type": "heartbeat", "position_ms": 0, "rate_permille": 1000, "paused": true, "visible": true, "focused": true})
+            };
+            if ws
+                .send(Message::Text(body.to_string().into()))
+                .await
+                .is_err()
+            {
+                broken = true;
+                break;
+            }
+            tokio::time::sleep(gap).await;
+        }
+        loop {
+            match tokio::time::timeout(quiet, ws.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    let v: Value = serde_json::from_str(&t).expect("json");
+                    if v["type"] == "ack" {
+                        acked = acked.max(v["seq"].as_u64().unwrap_or(0));
+                    }
+                    if v["type"] == "ended" {
+                        ended = true;
+                        saw_ended = true;
+                        break;
+                    }
+                }
+                Ok(Some(Ok(Message::Close(f)))) => {
+                    let code = f.map(|f| u16::from(f.code));
+                    if code == Some(4410) {
+                        ended = true;
+                        saw_ended = true;
+                    }
+                    if code == Some(4503) {
+                        backpressured += 1;
+                    }
+                    break;
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(None) | Ok(Some(Err(_))) => break,
+                Err(_) => {
+                    // Quiet: everything acknowledged but no `ended` yet; reconnect to ask.
+                    break;
+                }
+            }
+        }
+        if !broken && acked >= events {
+            // All acknowledged; the `ended` effect is best effort (the stored verdict is the
+            // record), so stop here.
+            ended = true;
+        }
+        if !ended {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    Streamed {
+        session: started["session_id"]
+            .as_str()
+            .expect("session id")
+            .to_owned(),
+        acked,
+        saw_ended,
+        backpressured,
+        refused,
+    }
+}
+
+/// After a run: waits (up to `wait`) until every session has its acknowledged client events
+/// stored and a final verdict, then checks each client event is stored exactly once, in
+/// order, and the stored verdict equals a clean replay of the log (`proctor replay`'s check,
+/// through the API).
+pub async fn assert_logs_match_replays(
+    app: &TestApp,
+    token: &str,
+    results: &[(String, u64)],
+    wait: Duration,
+) {
+    for (sid, acked) in results {
+        assert!(*acked > 0, "session {sid}: nothing was acknowledged");
+    }
+    assert_stored_logs_match_replays(&app.app.store, &app.http, &app.base, token, results, wait)
+        .await;
+}
+
+/// [`assert_logs_match_replays`] against any store and server (e.g. the real `proctor`
+/// binaries of a fault test): `base` is the server's URL.
+pub async fn assert_stored_logs_match_replays(
+    store: &proctor::adapters::store::Store,
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    results: &[(String, u64)],
+    wait: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + wait;
+    for (sid, acked) in results {
+        loop {
+            let stored = store.last_client_seq(sid).await.unwrap_or(0);
+            let verdict = store.verdict_json(sid).await.ok().flatten();
+            let ended = verdict
+                .as_deref()
+                .is_some_and(|v| v.contains("\"ended\":true"));
+            if (stored >= *acked && ended) || tokio::time::Instant::now() > deadline {
+                assert!(
+                    stored >= *acked,
+                    "session {sid}: acknowledged {acked}, stored {stored}"
+                );
+                assert!(ended, "session {sid} has no final verdict");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let events = store.events(sid).await.expect("events");
+        let client: Vec<u64> = events
+            .iter()
+            .filter(|e| e.origin == proctor::domain::Origin::Client)
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(
+            client,
+            (1..=client.len() as u64).collect::<Vec<_>>(),
+            "session {sid}: client events stored once each, in order"
+        );
+        let r = post_json(
+            http,
+            &format!("{base}/api/v1/sessions/{sid}/replay"),
+            token,
+            json!({}),
+        )
+        .await;
+        assert_eq!(r.0, 200, "{}", r.1);
+        assert_eq!(
+            r.1["matches"], true,
+            "session {sid}: stored verdict differs from a replay of its log: {}",
+            r.1
+        );
+    }
 }

@@ -254,7 +254,8 @@ async fn class_plans_are_checked_against_the_profile() {
     assert_eq!(s, 201, "{body}");
     assert_eq!(
         body["profile"],
-        json!({"id": "huangchuan-2021", "version": 1})
+        json!({"id": "huangchuan-2021", "version": 2}),
+        "a new class is bound to the newest version of its profile"
     );
     let (s, body) = post_json(
         &t.http,

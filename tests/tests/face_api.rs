@@ -158,3 +158,87 @@ async fn enrol_then_check_with_the_real_models() {
     );
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_enrolment_photo_is_kept_sealed_only_when_the_profile_says_so() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut t = spawn_app_with(1.0, FaceBackend::onnx_under(&root)).await;
+    let token = t.token().await;
+    let learner = post_json(&t.http, &t.url("/api/v1/learners"), &token,
+        json!({"external_ref": "photo-1", "real_name": "奥巴马", "id_number": "110101196108040011", "face_consent": true})).await;
+    assert_eq!(learner.0, 201, "{}", learner.1);
+    let lid = learner.1["id"].as_str().expect("id").to_owned();
+    let enrol = |profile: Option<&str>| {
+        let http = t.http.clone();
+        let mut url = t.url(&format!(
+            "/api/v1/learners/{lid}/face-enrolment?consent_text_version=v1&consent_text_sha256={CONSENT_SHA256}"
+        ));
+        if let Some(p) = profile {
+            url.push_str(&format!("&profile={p}"));
+        }
+        let token = token.clone();
+        async move {
+            let r = http
+                .post(url)
+                .bearer_auth(token)
+                .body(photo("obama.jpg"))
+                .send()
+                .await
+                .expect("enrol");
+            let s = r.status().as_u16();
+            (s, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let bytes = photo("obama.jpg");
+
+    // huangchuan-2021 keeps the photo: sealed at rest, opening to the exact bytes.
+    let (s, body) = enrol(Some("huangchuan-2021")).await;
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(body["photo_kept"], true, "{body}");
+    let sealed = t
+        .app
+        .store
+        .face_photo(&lid)
+        .await
+        .expect("store")
+        .expect("kept");
+    let opened = t.app.templates.open_photo(&lid, &sealed).expect("opens");
+    assert_eq!(opened, bytes);
+    use base64::Engine;
+    let plain_b64 = base64::engine::general_purpose::STANDARD.encode(&bytes[..64]);
+    assert!(
+        !sealed.sealed.contains(&plain_b64[..40]),
+        "not stored in the clear"
+    );
+    assert!(
+        t.app.templates.open(&lid, &sealed).is_err(),
+        "a sealed photo does not open as a template (different associated data)"
+    );
+    assert!(t.app.templates.open_photo("someone-else", &sealed).is_err());
+
+    // Re-enrolling under a profile that does not keep it drops the kept photo.
+    let (s, body) = enrol(None).await;
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(body["photo_kept"], false, "{body}");
+    assert!(t.app.store.face_photo(&lid).await.expect("store").is_none());
+
+    // Withdrawal deletes a kept photo with the template.
+    let (s, _) = enrol(Some("huangchuan-2021")).await;
+    assert_eq!(s, 201);
+    let r = t
+        .http
+        .delete(t.url(&format!(
+            "/api/v1/learners/{lid}/face-enrolment?consent_text_version=v1&consent_text_sha256={CONSENT_SHA256}"
+        )))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("withdraw");
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(t.app.store.face_photo(&lid).await.expect("store").is_none());
+
+    // An unknown profile is refused before anything is analysed or stored.
+    let (s, body) = enrol(Some("nowhere-1999")).await;
+    assert_eq!(s, 422, "{body}");
+    t.stop().await;
+}

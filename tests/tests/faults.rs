@@ -20,6 +20,9 @@ fn sessions() -> usize {
 }
 const EVENTS_PER_SESSION: u64 = 12;
 
+/// The fault tests each load the 2-core machine fully: they run one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
@@ -163,6 +166,7 @@ async fn learner(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_worker_loses_and_doubles_nothing() {
+    let _serial = SERIAL.lock().await;
     let Some(redis) = proctor_e2e::test_redis_url() else {
         eprintln!(
             "fault tests run in the PostgreSQL + Redis pass of scripts/test (PROCTOR_TEST_BUS=redis)"
@@ -243,45 +247,111 @@ async fn killing_a_worker_loses_and_doubles_nothing() {
     let store = proctor::adapters::store::Store::connect(&db)
         .await
         .expect("store");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    for (sid, acked) in &results {
-        loop {
-            let stored = store.last_client_seq(sid).await.expect("seq");
-            let verdict = store.verdict_json(sid).await.expect("verdict");
-            let ended = verdict
-                .as_deref()
-                .is_some_and(|v| v.contains("\"ended\":true"));
-            if (stored >= *acked && ended) || tokio::time::Instant::now() > deadline {
-                assert!(
-                    stored >= *acked,
-                    "session {sid}: acknowledged {acked}, stored {stored}"
-                );
-                assert!(ended, "session {sid} has no final verdict");
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let events = store.events(sid).await.expect("events");
-        let client: Vec<u64> = events
-            .iter()
-            .filter(|e| e.origin == proctor::domain::Origin::Client)
-            .map(|e| e.seq)
-            .collect();
-        assert_eq!(
-            client,
-            (1..=client.len() as u64).collect::<Vec<_>>(),
-            "session {sid}: client events stored once each, in order"
+    proctor_e2e::assert_stored_logs_match_replays(
+        &store,
+        &http,
+        &base,
+        &token,
+        &results,
+        Duration::from_secs(60),
+    )
+    .await;
+}
+
+fn signal(p: &Proc, sig: &str) {
+    let pid = p.0.id().expect("a running worker has a pid");
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// Two workers racing for the same partitions: worker A is paused (SIGSTOP) past its lease,
+/// worker B takes its partitions over and reclaims its unacknowledged entries, then A is
+/// resumed in the middle of whatever it was doing (a zombie owner until its next renewal
+/// fails) — twice, so both directions race. Nothing is counted twice: every client event is
+/// stored once and every stored verdict equals a replay of the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_racing_for_a_partition_count_nothing_twice() {
+    let _serial = SERIAL.lock().await;
+    let Some(redis) = proctor_e2e::test_redis_url() else {
+        eprintln!(
+            "fault tests run in the PostgreSQL + Redis pass of scripts/test (PROCTOR_TEST_BUS=redis)"
         );
-        let r: Value = post(
-            &http,
-            format!("{base}/api/v1/sessions/{sid}/replay"),
-            &token,
-            json!({}),
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = proctor_e2e::test_database_url().await.unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("proctor.db").display()
         )
-        .await;
-        assert_eq!(
-            r["matches"], true,
-            "session {sid}: stored verdict differs from a replay of its log"
-        );
-    }
+    });
+    let ns = format!("race-{}", uuid::Uuid::new_v4().simple());
+    let (gw_port, a_port, b_port) = (free_port(), free_port(), free_port());
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("http");
+    let _gateway = spawn("gateway", gw_port, dir.path(), &db, &redis, &ns);
+    ready(&http, gw_port).await;
+    let worker_a = spawn("worker", a_port, dir.path(), &db, &redis, &ns);
+    ready(&http, a_port).await;
+    let worker_b = spawn("worker", b_port, dir.path(), &db, &redis, &ns);
+    ready(&http, b_port).await;
+
+    let base = format!("http://127.0.0.1:{gw_port}");
+    let creds: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("demo-credentials.json")).expect("creds"),
+    )
+    .expect("json");
+    let token = token_for(
+        &http,
+        &base,
+        creds["client_id"].as_str().expect("id"),
+        creds["client_secret"].as_str().expect("s"),
+    )
+    .await;
+    let course_id = creds["course_id"].as_str().expect("course").to_owned();
+    let lesson = creds["lesson_ids"][0].as_str().expect("lesson").to_owned();
+
+    let learners = futures_util::stream::iter(0..200)
+        .map(|_| {
+            learner(
+                http.clone(),
+                base.clone(),
+                token.clone(),
+                course_id.clone(),
+                lesson.clone(),
+            )
+        })
+        .buffer_unordered(50);
+    let racer = async {
+        for (paused, other) in [(&worker_a, &worker_b), (&worker_b, &worker_a)] {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            signal(paused, "-STOP");
+            // Past the lease TTL (3 s) and the membership window (2.5 s): the other worker
+            // owns every partition now.
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            signal(paused, "-CONT");
+            let _ = other;
+        }
+    };
+    let (results, ()): (Vec<(String, u64)>, ()) = tokio::join!(learners.collect::<Vec<_>>(), racer);
+    assert_eq!(results.len(), 200);
+
+    let store = proctor::adapters::store::Store::connect(&db)
+        .await
+        .expect("store");
+    proctor_e2e::assert_stored_logs_match_replays(
+        &store,
+        &http,
+        &base,
+        &token,
+        &results,
+        Duration::from_secs(60),
+    )
+    .await;
 }

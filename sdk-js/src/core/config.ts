@@ -26,6 +26,8 @@ export interface Texts {
   readonly faceChecking: string;
   readonly facePassed: string;
   readonly faceFailed: string;
+  /** Shown before the active liveness steps. */
+  readonly livenessIntro: string;
   readonly manualIdentity: string;
   readonly popupTitle: string;
   readonly popupDeadline: string;
@@ -55,6 +57,7 @@ export const DEFAULT_TEXTS: Texts = {
   faceChecking: '正在核验 Checking your face…',
   facePassed: '核验通过 Face check passed.',
   faceFailed: 'The face check did not pass. Face the camera in good light, then press Retry.',
+  livenessIntro: '活体检测 Liveness check: follow each instruction; a photo is taken at every step.',
   manualIdentity: 'Your identity is checked by a reviewer (non-face path); you can start the lesson.',
   popupTitle: '学习确认 Are you still here?',
   popupDeadline: 'Time left: {s} s',
@@ -89,6 +92,12 @@ export interface ProctorOptions {
   readonly apiBase: string | undefined;
   /** Re-inspect the page for tampering every N heartbeats. Default 12. */
   readonly tamperEvery: number;
+  /** Start with the server's active liveness challenge (head turns in a random order, one
+   * frame per step) instead of a single-frame face check. Default false; the SDK also
+   * switches to it when the server refuses a plain check (a profile that requires it). */
+  readonly activeLiveness: boolean;
+  /** Time the learner gets for each liveness step before its frame is taken. Default 2500 ms. */
+  readonly livenessStepMs: number;
   readonly texts: Texts;
 }
 
@@ -103,6 +112,8 @@ export const DEFAULT_OPTIONS: ProctorOptions = {
   uploadAttempts: 4,
   apiBase: undefined,
   tamperEvery: 12,
+  activeLiveness: false,
+  livenessStepMs: 2500,
   texts: DEFAULT_TEXTS,
 };
 

@@ -89,7 +89,7 @@ export interface ProctorEvents {
   challenge: Challenge;
   signal: Finding;
   identity: { readonly method: 'face' | 'manual'; readonly passed: boolean; readonly detail: string };
-  upload: { readonly what: 'face-checks' | 'snapshots'; readonly ok: boolean; readonly status: number };
+  upload: { readonly what: 'face-checks' | 'snapshots' | 'liveness'; readonly ok: boolean; readonly status: number };
   message: ServerMsg;
 }
 
@@ -388,6 +388,9 @@ export class ProctorSession {
       case 'face_recheck':
         void this.capture('face-checks', c.nonce);
         break;
+      case 'liveness':
+        // Answered by the identity step that asked for it (`activeCheck`), not here.
+        break;
     }
   }
 
@@ -455,9 +458,15 @@ export class ProctorSession {
         if (!camera) throw new CameraError('missing', 'no camera port');
         this.camera ??= await camera.open();
         for (const f of inspectCameraLabels(this.camera.labels)) this.signal(f);
-        const busy = ui.notice('info', t.faceChecking);
-        const r = await this.upload('face-checks', undefined, await this.camera.grab());
-        busy();
+        let r: { status: number; body: unknown };
+        if (this.options.activeLiveness) {
+          r = await this.activeCheck(this.camera);
+        } else {
+          const busy = ui.notice('info', t.faceChecking);
+          r = await this.upload('face-checks', undefined, await this.camera.grab());
+          busy();
+          if (r.status === 409) r = await this.activeCheck(this.camera);
+        }
         const passed = r.status === 201 && (r.body as { passed?: unknown } | null)?.passed === true;
         this.emit('identity', { method: 'face', passed, detail: `status ${r.status}` });
         if (passed) {
@@ -473,6 +482,33 @@ export class ProctorSession {
         await this.waitRetry('error', text);
       }
     }
+  }
+
+  /** The active liveness challenge: ask the server for steps, prompt each, take one frame per
+   * step (unmirrored, as the camera sees it), send them all. Returns the server's answer. */
+  private async activeCheck(camera: { grab(): Promise<Blob> }): Promise<{ status: number; body: unknown }> {
+    const { ui, timers, http } = this.ports;
+    const base = `${this.apiBase}/sessions/${encodeURIComponent(this.session.session_id)}/liveness-challenges`;
+    const token = this.connection.token;
+    const ch = await http.post(base, token, new Blob([], { type: 'application/json' }), 'application/json');
+    const body = ch.body as { nonce?: unknown; steps?: unknown; prompts?: unknown } | null;
+    if (ch.status !== 201 || typeof body?.nonce !== 'string' || !Array.isArray(body.prompts)) return ch;
+    const prompts = body.prompts.filter((p): p is string => typeof p === 'string');
+    const intro = ui.notice('info', this.options.texts.livenessIntro);
+    const frames: string[] = [];
+    for (const [i, prompt] of prompts.entries()) {
+      const n = ui.notice('info', `${i + 1}/${prompts.length} ${prompt}`);
+      await new Promise<void>((r) => timers.setTimeout(r, this.options.livenessStepMs));
+      frames.push(await toBase64(await camera.grab()));
+      n();
+    }
+    intro();
+    const busy = ui.notice('info', this.options.texts.faceChecking);
+    const json = new Blob([JSON.stringify({ frames })], { type: 'application/json' });
+    const r = await http.post(`${base}/${encodeURIComponent(body.nonce)}`, token, json, 'application/json');
+    busy();
+    this.emit('upload', { what: 'liveness', ok: r.status === 201, status: r.status });
+    return r;
   }
 
   private waitRetry(kind: NoticeKind, text: string): Promise<void> {
@@ -517,4 +553,14 @@ export class ProctorSession {
     this.emit('upload', { what, ok: last.status >= 200 && last.status < 300, status: last.status });
     return last;
   }
+}
+
+/** Standard base64 of a blob (no DOM: `Blob.arrayBuffer` and `btoa` exist in browsers and Node). */
+async function toBase64(b: Blob): Promise<string> {
+  const bytes = new Uint8Array(await b.arrayBuffer());
+  let bin = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(bin);
 }

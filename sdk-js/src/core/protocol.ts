@@ -33,7 +33,9 @@ export type ClientType = ClientBody['type'];
 /** A numbered client message as it goes on the wire. */
 export type ClientFrame = ClientBody & { readonly seq: number };
 
-export const CHALLENGE_KINDS = ['popup', 'snapshot', 'face_recheck'] as const;
+/** `liveness` is the active challenge the SDK itself asks for at session start; it may come
+ * back in `welcome.outstanding` after a reconnect (its `choices` are the pose steps). */
+export const CHALLENGE_KINDS = ['popup', 'snapshot', 'face_recheck', 'liveness'] as const;
 export type ChallengeKind = (typeof CHALLENGE_KINDS)[number];
 
 export interface Challenge {

@@ -17,6 +17,7 @@ import {
   uncredited,
   videoTime,
   waitEnded,
+  type ServerEvent,
 } from './harness.js';
 
 const world = new World();
@@ -240,6 +241,44 @@ describe('learner SDK in Chromium against proctor serve', () => {
     // Everything queued while offline arrived (the page adds a last heartbeat as it leaves).
     expect(max).toBeGreaterThanOrEqual(sdk.last);
     expect([...seqs].sort((a, b) => a - b)).toEqual(Array.from({ length: max }, (_, i) => i + 1));
+    await ctx.close();
+  });
+
+  it('the active liveness challenge runs in the browser: steps prompted, one frame each, judged and logged by the server', async () => {
+    // The fake camera shows noise, which the labelled stand-in sees as a face that never turns
+    // (its yaw is the left/right brightness difference). Every challenge asks for at least one
+    // turn, so this checks the wiring end to end and that a failed challenge flags the
+    // session without ending it; passing with real turns needs the real models and a person
+    // (the demo) or the photo-based Rust test (tests/tests/face_liveness.rs).
+    const ctx = await world.context();
+    const page = await openDemo(world, ctx, '', { activeLiveness: true, livenessStepMs: 200 });
+    await page.click('#start-face');
+    await page.click('[data-proctor=consent-accept]', { timeout: 10_000 });
+    const id = await page.evaluate(async () => {
+      const w = window as unknown as { demo: { session?: { session_id: string } } };
+      for (let i = 0; i < 100 && !w.demo.session; i += 1) await new Promise((r) => setTimeout(r, 100));
+      return w.demo.session?.session_id ?? '';
+    });
+    expect(id).not.toBe('');
+    let checks: ServerEvent[] = [];
+    for (let i = 0; i < 100 && checks.length === 0; i += 1) {
+      await sleep(200);
+      checks = (await world.events(id)).filter((e) => e.type === 'face_checked');
+    }
+    const events = await world.events(id);
+    const issued = events.find((e) => e.type === 'challenge_issued' && e['kind'] === 'liveness');
+    expect(issued, JSON.stringify(events)).toBeTruthy();
+    const check = checks[0];
+    expect(check?.['nonce']).toBe(issued?.['nonce']);
+    expect(check?.['passed']).toBe(false);
+    expect(String(check?.['detail'])).toContain('active liveness');
+    expect(String(check?.['detail'])).toMatch(/where turn_(left|right) was asked/);
+    expect(String(check?.['detail'])).toContain('stand-in');
+    // Not ended: the learner is offered a retry, the server flags the session for a reviewer.
+    expect(await page.evaluate(() => document.body.dataset.state)).toBe('identity');
+    const v = await world.verdict(id);
+    expect((v as unknown as { ended: boolean }).ended).toBe(false);
+    expect(v.flagged_for_review).toBe(true);
     await ctx.close();
   });
 });

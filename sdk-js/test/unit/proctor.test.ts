@@ -5,7 +5,12 @@ import type { Challenge } from '../../src/core/protocol.js';
 import { inspectCameraLabels, inspectPage } from '../../src/core/tamper.js';
 import { FakeMedia, FakeTimers, fakeSockets, welcome } from './fakes.js';
 
-function setup(identity: 'face' | 'manual', camera?: CameraPort) {
+function setup(
+  identity: 'face' | 'manual',
+  camera?: CameraPort,
+  respond: (url: string) => { status: number; body: unknown } = () => ({ status: 201, body: { passed: true } }),
+  activeLiveness = false,
+) {
   const timers = new FakeTimers();
   const sockets = fakeSockets();
   const media = new FakeMedia();
@@ -50,7 +55,7 @@ function setup(identity: 'face' | 'manual', camera?: CameraPort) {
       http: {
         post: (url) => {
           posts.push(url);
-          return Promise.resolve({ status: 201, body: { passed: true } });
+          return Promise.resolve(respond(url));
         },
         beacon: (url, body) => {
           beacons.push({ url, body });
@@ -61,7 +66,7 @@ function setup(identity: 'face' | 'manual', camera?: CameraPort) {
       camera,
       inspect: () => [],
     },
-    { tabLock: false },
+    { tabLock: false, activeLiveness, livenessStepMs: 1 },
   );
   return { timers, sockets, media, p, popups, notices, posts, beacons, leave: () => leave() };
 }
@@ -117,6 +122,59 @@ describe('ProctorSession', () => {
     await new Promise((r) => setTimeout(r, 0));
     expect(posts[1]).toBe('http://h/api/v1/sessions/s1/snapshots?nonce=n9');
     expect(sentTypes(sockets.all[0]).find((m) => m.type === 'signal')).toMatchObject({ name: 'virtual_camera' });
+  });
+
+  it('runs the active liveness challenge: one frame per step, all sent to the nonce', async () => {
+    const grabs: number[] = [];
+    const camera: CameraPort = {
+      open: () =>
+        Promise.resolve({
+          labels: [],
+          stop: () => undefined,
+          grab: () => {
+            grabs.push(grabs.length);
+            return Promise.resolve(new Blob([`frame${grabs.length}`], { type: 'image/jpeg' }));
+          },
+        }),
+    };
+    const respond = (url: string) =>
+      url.endsWith('/liveness-challenges')
+        ? { status: 201, body: { nonce: 'nz', steps: ['turn_left', 'face_camera'], prompts: ['Turn left', 'Look'] } }
+        : { status: 201, body: { passed: url.endsWith('/liveness-challenges/nz') } };
+    const { p, posts, notices, timers } = setup('face', camera, respond, true);
+    const started = p.start();
+    for (let i = 0; i < 20 && grabs.length < 2; i += 1) {
+      await new Promise((r) => setTimeout(r, 0));
+      timers.tick(5);
+    }
+    expect(await started).toBe('ready');
+    expect(posts).toEqual([
+      'http://h/api/v1/sessions/s1/liveness-challenges',
+      'http://h/api/v1/sessions/s1/liveness-challenges/nz',
+    ]);
+    expect(grabs.length).toBe(2);
+    expect(notices.some((n) => n.includes('1/2 Turn left'))).toBe(true);
+  });
+
+  it('switches to the active challenge when the server refuses a plain check', async () => {
+    const camera: CameraPort = {
+      open: () => Promise.resolve({ labels: [], stop: () => undefined, grab: () => Promise.resolve(new Blob(['x'], { type: 'image/jpeg' })) }),
+    };
+    const respond = (url: string) =>
+      url.endsWith('/face-checks')
+        ? { status: 409, body: { detail: 'active challenge required' } }
+        : url.endsWith('/liveness-challenges')
+          ? { status: 201, body: { nonce: 'n1', steps: ['face_camera', 'turn_right'], prompts: ['a', 'b'] } }
+          : { status: 201, body: { passed: true } };
+    const { p, posts, timers } = setup('face', camera, respond);
+    const started = p.start();
+    for (let i = 0; i < 20; i += 1) {
+      await new Promise((r) => setTimeout(r, 0));
+      timers.tick(5);
+    }
+    expect(await started).toBe('ready');
+    expect(posts[0]).toBe('http://h/api/v1/sessions/s1/face-checks');
+    expect(posts[2]).toBe('http://h/api/v1/sessions/s1/liveness-challenges/n1');
   });
 
   it('explains a denied camera and waits for Retry', async () => {

@@ -12,6 +12,28 @@ use crate::domain::Event;
 pub struct Delivery {
     pub session_id: String,
     pub event: Event,
+    /// When the gateway accepted the event: wall-clock µs since the Unix epoch, 0 when
+    /// unknown. Only for the latency metrics (`proctor_event_latency_seconds`); credit comes
+    /// from `event.at`, the server clock the worker folds.
+    pub accepted_us: i64,
+}
+
+impl Delivery {
+    /// An event accepted now.
+    pub fn new(session_id: String, event: Event) -> Delivery {
+        Delivery {
+            session_id,
+            event,
+            accepted_us: wall_us(),
+        }
+    }
+}
+
+/// Wall-clock µs since the Unix epoch (0 if the clock is before it).
+pub fn wall_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 /// Why an event could not be published.
@@ -21,6 +43,10 @@ pub enum BusError {
     Closed,
     #[error("the bus is unavailable: {0}")]
     Unavailable(String),
+    /// Workers are not keeping up (store outage, no live worker): the partition's backlog
+    /// is over its bound. Backpressure; the event was not accepted.
+    #[error("the bus is saturated: workers are not keeping up")]
+    Saturated,
 }
 
 /// The bus a gateway publishes to: in-process channels (embedded default) or Redis Streams.
@@ -35,10 +61,7 @@ impl Bus {
     pub async fn publish(&self, d: Delivery) -> Result<(), BusError> {
         match self {
             Bus::Memory(m) => m.publish(d).await,
-            Bus::Redis(r) => r
-                .publish(&d)
-                .await
-                .map_err(|e| BusError::Unavailable(e.to_string())),
+            Bus::Redis(r) => r.publish(&d).await,
         }
     }
 }
@@ -82,6 +105,14 @@ impl MemoryBus {
 
     pub fn partitions(&self) -> usize {
         self.partitions.len()
+    }
+
+    /// Events waiting in each partition's channel (the in-process bus's lag).
+    pub fn depths(&self) -> Vec<usize> {
+        self.partitions
+            .iter()
+            .map(|tx| tx.max_capacity() - tx.capacity())
+            .collect()
     }
 }
 

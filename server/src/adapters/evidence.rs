@@ -44,6 +44,13 @@ impl Evidence for FsEvidence {
     fn get(&self, locator: &str) -> std::io::Result<Vec<u8>> {
         std::fs::read(self.resolve(locator)?)
     }
+
+    fn delete(&self, locator: &str) -> std::io::Result<()> {
+        match std::fs::remove_file(self.resolve(locator)?) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -58,5 +65,8 @@ mod tests {
         assert_eq!(ev.get(&loc).expect("get"), b"abc");
         assert!(ev.put("../escape.jpg", b"x").is_err());
         assert!(ev.put("/abs.jpg", b"x").is_err());
+        ev.delete(&loc).expect("delete");
+        assert!(ev.get(&loc).is_err());
+        ev.delete(&loc).expect("deleting a missing file is fine");
     }
 }

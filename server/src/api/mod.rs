@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod idempotency;
 pub mod routes;
 pub mod ws;
 
@@ -35,7 +36,7 @@ pub const MAX_JSON_BYTES: usize = 64 * 1024;
         (name = "catalogue", description = "Courses, classes, learners, enrolments, policy profiles"),
         (name = "sessions", description = "Learning sessions and verdicts"),
         (name = "learner", description = "Uploads from the learner's browser (learner token)"),
-        (name = "operations", description = "Health and readiness"),
+        (name = "operations", description = "Health, readiness and Prometheus metrics"),
     )
 )]
 struct ApiDoc;
@@ -72,7 +73,8 @@ impl utoipa::Modify for Security {
 /// Health and readiness only: what a worker-only process serves.
 pub fn configure_health(cfg: &mut ServiceConfig) {
     cfg.service(routes::health::healthz)
-        .service(routes::health::readyz);
+        .service(routes::health::readyz)
+        .service(routes::metrics::scrape);
 }
 
 /// Registers every route.
@@ -80,6 +82,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     use routes::{catalog, face, health, oauth, sessions};
     cfg.service(health::healthz)
         .service(health::readyz)
+        .service(routes::metrics::scrape)
         .service(oauth::token)
         .service(oauth::jwks)
         .service(
@@ -101,9 +104,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .service(sessions::verdict)
                 .service(sessions::events)
                 .service(sessions::replay)
+                .service(routes::appeals::submit)
                 .service(sessions::enrolment_summary)
                 .service(sessions::upload_snapshot)
                 .service(sessions::face_check)
+                .service(sessions::liveness_challenge)
+                .service(sessions::liveness_answer)
                 .service(ws::beacon)
                 .map(|s| s.service(ws::connect)),
         );
@@ -111,12 +117,14 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
 /// The OpenAPI document, generated from the handlers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    actix_web::App::new()
+    let mut doc = actix_web::App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .configure(configure)
         .split_for_parts()
-        .1
+        .1;
+    idempotency::document(&mut doc);
+    doc
 }
 
 /// The OpenAPI document as pretty JSON with a trailing newline (the committed form).

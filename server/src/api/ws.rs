@@ -192,10 +192,7 @@ pub async fn beacon(
             body,
         };
         app.bus
-            .publish(Delivery {
-                session_id: id.to_string(),
-                event,
-            })
+            .publish(Delivery::new(id.to_string(), event))
             .await
             .map_err(|_| AppError::Unavailable {
                 what: "event bus",
@@ -212,6 +209,13 @@ pub async fn beacon(
         );
         accepted += 1;
     }
+    let m = crate::metrics::metrics();
+    m.events_ingested
+        .with_label_values(&["beacon"])
+        .inc_by(accepted);
+    m.events_rejected
+        .with_label_values(&["duplicate"])
+        .inc_by(duplicates);
     Ok(HttpResponse::Accepted().json(BeaconReceipt {
         accepted,
         duplicates,
@@ -248,6 +252,9 @@ pub fn challenge_msg(
         (ChallengeKind::Snapshot, _) => (vec![], "Taking a photo for your study record".into()),
         (ChallengeKind::FaceRecheck, _) => {
             (vec![], "Please look at the camera for a face check".into())
+        }
+        (ChallengeKind::Liveness, steps) => {
+            crate::app::liveness::steps_and_prompt(steps.as_deref())
         }
     };
     ChallengeMsg {
@@ -306,6 +313,7 @@ impl Connection {
         welcome: ServerMsg,
     ) {
         let (conn_id, mut outbound) = self.app.hub.register(&self.session_id);
+        let _open = crate::metrics::metrics().ws_open();
         let mut refresh = tokio::time::interval(Duration::from_secs(
             crate::auth::LEARNER_TOKEN_TTL_S * 2 / 3,
         ));
@@ -365,17 +373,24 @@ impl Connection {
     }
 
     async fn on_text(&mut self, text: &str) -> Next {
+        let m = crate::metrics::metrics();
+        m.ws_messages.with_label_values(&["in"]).inc();
         let (seq, body) = match parse_client_message(text, self.lesson_duration_ms) {
             Ok(v) => v,
-            Err(why) => return Next::Close(close::MALFORMED, why),
+            Err(why) => {
+                m.reject("malformed");
+                return Next::Close(close::MALFORMED, why);
+            }
         };
         if seq <= self.last_seq {
+            m.reject("duplicate");
             return Next::Send(vec![ServerMsg::Ack {
                 seq,
                 duplicate: true,
             }]);
         }
         if seq != self.last_seq + 1 {
+            m.reject("gap");
             return Next::Send(vec![ServerMsg::Gap {
                 expected: self.last_seq + 1,
                 got: seq,
@@ -407,18 +422,17 @@ impl Connection {
         if let Err(e) = self
             .app
             .bus
-            .publish(Delivery {
-                session_id: self.session_id.clone(),
-                event,
-            })
+            .publish(Delivery::new(self.session_id.clone(), event))
             .await
         {
             tracing::warn!(session = %self.session_id, error = %e, "The bus refused an event; closing the socket.");
+            m.reject("bus_unavailable");
             return Next::Close(
                 close::BACKPRESSURE,
                 "the service cannot accept events now; reconnect and resend".into(),
             );
         }
+        m.events_ingested.with_label_values(&["ws"]).inc();
         self.last_seq = seq;
         self.app.hub.set_last_seq(&self.session_id, seq);
         // Renewing on every message would cost a Redis round trip per event; a third of the
@@ -443,6 +457,10 @@ impl Connection {
 }
 
 async fn send(session: &mut actix_ws::Session, msg: &ServerMsg) -> Result<(), actix_ws::Closed> {
+    crate::metrics::metrics()
+        .ws_messages
+        .with_label_values(&["out"])
+        .inc();
     match serde_json::to_string(msg) {
         Ok(s) => session.text(s).await,
         Err(e) => {

@@ -45,6 +45,11 @@ pub struct NewClass {
     /// Occupation (工种), for the offline-hours list of the profile (R10).
     #[serde(default)]
     pub occupation: Option<String>,
+    /// The city or county the class trains in: a six-digit GB/T 2260 code inside the
+    /// platform's province (e.g. `410102`). Reviewers scoped to a city or county see only
+    /// its classes; without it, only province-wide reviewers see the class.
+    #[serde(default)]
+    pub region: Option<String>,
     pub planned_total_hours: u32,
     pub planned_online_hours: u32,
 }
@@ -200,6 +205,19 @@ impl App {
     pub async fn create_class(&self, platform: &Platform, req: NewClass) -> AppResult<Class> {
         non_blank("name", &req.name, 200)?;
         self.course(platform, &req.course_id).await?;
+        if let Some(region) = req.region.as_deref()
+            && (region.len() != 6
+                || !region.bytes().all(|b| b.is_ascii_digit())
+                || !region.starts_with(&platform.province))
+        {
+            return Err(invalid(
+                "region",
+                format!(
+                    "must be a six-digit GB/T 2260 city or county code in province {}, e.g. {}0102",
+                    platform.province, platform.province
+                ),
+            ));
+        }
         let profile = Profile::latest(req.profile.as_deref().unwrap_or(DEFAULT_PROFILE))
             .map_err(|e| invalid("profile", e.to_string()))?;
         let (total, online) = (req.planned_total_hours, req.planned_online_hours);
@@ -260,6 +278,7 @@ impl App {
             course_id: req.course_id,
             name: req.name,
             occupation: req.occupation,
+            region: req.region,
             profile: ProfileRef {
                 id: profile.id.clone(),
                 version: profile.version,

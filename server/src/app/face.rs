@@ -22,6 +22,10 @@ pub struct ConsentText {
     pub consent_text_version: String,
     /// sha256 (hex) of that text.
     pub consent_text_sha256: String,
+    /// The policy profile the learner trains under (default `henan-2023`): it decides
+    /// whether the enrolment photo is kept (sealed) or dropped.
+    #[serde(default)]
+    pub profile: Option<String>,
 }
 
 /// The result of an enrolment.
@@ -33,6 +37,8 @@ pub struct FaceEnrolment {
     /// Model versions that made the template.
     pub models: String,
     pub receipt: ConsentReceipt,
+    /// Whether the photo was kept (sealed) because the profile requires it.
+    pub photo_kept: bool,
 }
 
 impl ConsentText {
@@ -61,11 +67,11 @@ impl ConsentText {
 impl App {
     /// Runs the face pipeline on the bounded blocking pool.
     pub async fn analyse_face(&self, bytes: &[u8]) -> AppResult<FaceAnalysis> {
-        let _permit = self
-            .face_slots
-            .acquire()
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let queue = &crate::metrics::metrics().face_queue;
+        queue.inc();
+        let permit = self.face_slots.acquire().await;
+        queue.dec();
+        let _permit = permit.map_err(|e| AppError::Internal(e.to_string()))?;
         let face = self.face.clone();
         let data = bytes.to_vec();
         tokio::task::spawn_blocking(move || face.analyse(&data))
@@ -104,6 +110,16 @@ impl App {
         photo: &[u8],
     ) -> AppResult<FaceEnrolment> {
         consent.check()?;
+        let profile = crate::domain::Profile::latest(
+            consent
+                .profile
+                .as_deref()
+                .unwrap_or(crate::domain::profile::DEFAULT_PROFILE),
+        )
+        .map_err(|e| AppError::Invalid {
+            field: "profile",
+            why: e.to_string(),
+        })?;
         let learner = self.learner(platform, learner_id).await?;
         if !learner.face_consent {
             return Err(AppError::Forbidden(
@@ -127,14 +143,24 @@ impl App {
             text_sha256: consent.consent_text_sha256.to_ascii_lowercase(),
             at: self.now(),
         };
+        let photo = if profile.face.keep_enrolment_photo {
+            Some(
+                self.templates
+                    .seal_photo(learner_id, photo)
+                    .map_err(|e| AppError::Internal(e.to_string()))?,
+            )
+        } else {
+            None
+        };
         self.store
-            .enrol_face(&sealed, &analysis.models, &receipt)
+            .enrol_face(&sealed, &analysis.models, &receipt, photo.as_ref())
             .await?;
         Ok(FaceEnrolment {
             learner_id: learner_id.to_owned(),
             key_id: sealed.key_id,
             models: analysis.models,
             receipt,
+            photo_kept: photo.is_some(),
         })
     }
 
@@ -187,6 +213,11 @@ impl App {
             liveness_permille: analysis.liveness.map(face::permille),
             dhash: format!("{:016x}", analysis.dhash),
             same_picture_as: same,
+            one_live_matching_face: enrolled.as_ref().map(|_| {
+                analysis.faces == 1
+                    && analysis.liveness.is_some_and(|p| p >= face::LIVENESS_MIN)
+                    && d.is_some_and(|d| d < face::MATCH_DISTANCE)
+            }),
             detail: format!(
                 "distance {}; P(real) {}; models {}",
                 d.map_or("-".into(), |d| format!("{d:.3}")),

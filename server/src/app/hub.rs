@@ -86,8 +86,13 @@ impl Hub {
 
     pub fn set_last_seq(&self, session: &str, seq: u64) {
         let mut m = lock(&self.last_seq);
-        let e = m.entry(session.to_owned()).or_insert(0);
-        *e = (*e).max(seq);
+        // Called per event: no key allocation unless the session is new here.
+        match m.get_mut(session) {
+            Some(e) => *e = (*e).max(seq),
+            None => {
+                m.insert(session.to_owned(), seq);
+            }
+        }
     }
 
     pub fn forget(&self, session: &str) {

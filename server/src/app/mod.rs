@@ -8,7 +8,9 @@ pub mod demo;
 pub mod error;
 pub mod face;
 pub mod hub;
+pub mod liveness;
 pub mod protocol;
+pub mod review;
 pub mod sessions;
 pub mod uploads;
 
@@ -203,10 +205,7 @@ impl App {
             .append_events(&[(session_id.to_owned(), event.clone())])
             .await?;
         self.bus
-            .publish(Delivery {
-                session_id: session_id.to_owned(),
-                event: event.clone(),
-            })
+            .publish(Delivery::new(session_id.to_owned(), event.clone()))
             .await?;
         Ok(event)
     }

@@ -53,7 +53,9 @@ pub enum ServerMsg {
     Ended { reason: TerminationReason },
 }
 
-/// A challenge as pushed to the learner. The expected pop-up answer is one of `choices`.
+/// A challenge as pushed to the learner. The expected pop-up answer is one of `choices`; for
+/// an active liveness challenge `choices` are the pose steps in order (`turn_left`,
+/// `turn_right`, `face_camera`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ChallengeMsg {
     pub nonce: String,

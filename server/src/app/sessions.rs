@@ -167,15 +167,19 @@ impl App {
         rec: &SessionRecord,
         ctx: &SessionContext,
     ) -> AppResult<SessionVerdict> {
-        if let Some(json) = self.store.verdict_json(&rec.id).await? {
-            return serde_json::from_str(&json).map_err(|e| AppError::Internal(e.to_string()));
-        }
-        let events = self.store.events(&rec.id).await?;
-        Ok(SessionFold::replay(
-            self.profile_of(&rec.profile)?,
-            ctx.clone(),
-            events,
-        ))
+        let mut verdict: SessionVerdict = match self.store.verdict_json(&rec.id).await? {
+            Some(json) => {
+                serde_json::from_str(&json).map_err(|e| AppError::Internal(e.to_string()))?
+            }
+            None => {
+                let events = self.store.events(&rec.id).await?;
+                SessionFold::replay(self.profile_of(&rec.profile)?, ctx.clone(), events)
+            }
+        };
+        // Reviewers' decisions are not in the learner's event log: the fold leaves
+        // `reviewed_by` empty and reads add the effective decision (R17).
+        verdict.reviewed_by = self.reviewed_by(&rec.id).await?;
+        Ok(verdict)
     }
 
     /// Recomputes a verdict from the log and compares it, byte for byte, with the stored one.
@@ -350,10 +354,10 @@ impl App {
         self.lease_hold(&learner.id, &session_id, profile.single_window.lease_ttl_ms)
             .await?;
         self.bus
-            .publish(crate::adapters::bus::Delivery {
-                session_id: session_id.clone(),
-                event: started,
-            })
+            .publish(crate::adapters::bus::Delivery::new(
+                session_id.clone(),
+                started,
+            ))
             .await?;
         let (token, expires) = self
             .keys

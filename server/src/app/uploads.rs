@@ -12,7 +12,7 @@ use crate::adapters::face::image_kind;
 use crate::auth::sha256_hex;
 use crate::domain::events::FaceMethod;
 use crate::domain::session::Outstanding;
-use crate::domain::{ChallengeKind, EventBody, Millis, Profile, SessionContext, SessionFold};
+use crate::domain::{ChallengeKind, EventBody, Millis};
 use crate::model::Snapshot;
 
 /// Largest accepted image, in bytes.
@@ -39,7 +39,7 @@ pub struct FaceCheckResult {
     pub at: Millis,
 }
 
-fn check_image(bytes: &[u8], declared: Option<&str>) -> AppResult<&'static str> {
+pub(crate) fn check_image(bytes: &[u8], declared: Option<&str>) -> AppResult<&'static str> {
     if bytes.len() > MAX_IMAGE_BYTES {
         return Err(AppError::Invalid {
             field: "body",
@@ -62,25 +62,37 @@ fn check_image(bytes: &[u8], declared: Option<&str>) -> AppResult<&'static str> 
 }
 
 impl App {
+    /// The demo only: enrols a learner of the demo platform from a camera frame, so a
+    /// newcomer can try the whole flow with their own face. Real platforms enrol the
+    /// real-name photo.
+    pub(crate) async fn demo_enrol(
+        &self,
+        learner: &crate::model::Learner,
+        bytes: &[u8],
+    ) -> AppResult<()> {
+        let platform = self
+            .store
+            .platform(&learner.platform_id)
+            .await?
+            .ok_or(AppError::NotFound("platform"))?;
+        let text = "proctor demo: face processing consent for this demonstration only";
+        let consent = super::face::ConsentText {
+            consent_text_version: "demo-1".into(),
+            consent_text_sha256: crate::auth::sha256_hex(text.as_bytes()),
+            profile: None,
+        };
+        self.enrol_face(&platform, &learner.id, &consent, bytes)
+            .await
+            .map(|_| ())
+    }
+
     /// The open challenges of a session, from its stored log.
     pub(crate) async fn open_challenges(
         &self,
         session_id: &str,
     ) -> AppResult<(Vec<Outstanding>, bool, String)> {
-        let (rec, ctx) = self
-            .store
-            .session(session_id)
-            .await?
-            .ok_or(AppError::NotFound("session"))?;
-        let ctx: SessionContext =
-            serde_json::from_str(&ctx).map_err(|e| AppError::Internal(e.to_string()))?;
-        let profile = Profile::find(&rec.profile).map_err(|e| AppError::Internal(e.to_string()))?;
-        let events = self.store.events(session_id).await?;
-        let mut fold = SessionFold::new(profile, ctx);
-        for e in &events {
-            fold.apply(e);
-        }
-        Ok((fold.outstanding(), fold.ended(), rec.learner_id))
+        let f = self.session_facts(session_id).await?;
+        Ok((f.open, f.ended, f.learner_id))
     }
 
     /// Stores a snapshot answering the open snapshot request `nonce`.
@@ -150,6 +162,9 @@ impl App {
                     e.into()
                 }
             })?;
+        let m = crate::metrics::metrics();
+        m.snapshots_stored.inc();
+        m.snapshot_bytes.inc_by(bytes.len() as u64);
         let ev = self
             .append_server_event(
                 session_id,
@@ -206,22 +221,24 @@ impl App {
                 "no open face re-check with nonce {n} in this session"
             )));
         }
+        if nonce.is_none() && self.active_challenge_required(session_id).await? {
+            // Only the first pass must be active; a plain check still counts after it (the
+            // fold enforces the same, this refusal just says so early).
+            let events = self.store.events(session_id).await?;
+            let passed_before = events.iter().any(|e| {
+                matches!(e.body, EventBody::FaceChecked { passed: true, ref nonce, .. } if nonce.is_some())
+            });
+            if !passed_before {
+                return Err(AppError::Conflict(
+                    "this profile requires an active liveness challenge at session start (POST /api/v1/sessions/{id}/liveness-challenges)".into(),
+                ));
+            }
+        }
         let mut enrolled = self.enrolled_embedding(&learner_id).await?;
         if enrolled.is_none() && self.demo_platform.get() == Some(&learner.platform_id) {
             // The demo only: the first camera frame enrols the learner, so a newcomer can try
             // the whole flow with their own face. Real platforms enrol the real-name photo.
-            let platform = self
-                .store
-                .platform(&learner.platform_id)
-                .await?
-                .ok_or(AppError::NotFound("platform"))?;
-            let text = "proctor demo: face processing consent for this demonstration only";
-            let consent = super::face::ConsentText {
-                consent_text_version: "demo-1".into(),
-                consent_text_sha256: crate::auth::sha256_hex(text.as_bytes()),
-            };
-            self.enrol_face(&platform, &learner_id, &consent, bytes)
-                .await?;
+            self.demo_enrol(&learner, bytes).await?;
             enrolled = self.enrolled_embedding(&learner_id).await?;
         }
         let enrolled = enrolled.ok_or_else(|| {
@@ -229,8 +246,16 @@ impl App {
                 "the learner has no enrolled face template: the platform must enrol the real-name photo first (POST /api/v1/learners/{id}/face-enrolment)".into(),
             )
         })?;
-        let analysis = self.analyse_face(bytes).await?;
+        let checks = &crate::metrics::metrics().face_checks;
+        let analysis = self.analyse_face(bytes).await.inspect_err(|e| {
+            if matches!(e, AppError::Unavailable { .. }) {
+                checks.with_label_values(&["unavailable"]).inc();
+            }
+        })?;
         let outcome = crate::adapters::face::decide(&analysis, &enrolled);
+        checks
+            .with_label_values(&[if outcome.passed { "passed" } else { "failed" }])
+            .inc();
         let check_id = new_id();
         let ev = self
             .append_server_event(

@@ -42,6 +42,24 @@ enum Command {
     Simulate(simulate::SimulateArgs),
     /// Print the OpenAPI 3.1 document.
     Openapi,
+    /// Apply pending database migrations and exit (a Kubernetes Job runs this before a
+    /// rollout; `serve` applies them too, under the migrator's lock).
+    Migrate {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// The reviewers' audit trail.
+    #[command(subcommand)]
+    Audit(Audit),
+}
+
+#[derive(Debug, Subcommand)]
+enum Audit {
+    /// Check the whole hash chain; exit 3 and name the first broken link if it does not verify.
+    Verify {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Debug, Args, Clone)]
@@ -88,6 +106,10 @@ struct ServeArgs {
     /// Prefix of every Redis key and channel.
     #[arg(long, env = "PROCTOR_REDIS_NAMESPACE", default_value = "proctor")]
     redis_namespace: String,
+    /// Backpressure: gateways refuse new events while a partition stream holds this many
+    /// entries no worker has acknowledged (a store outage, no live worker).
+    #[arg(long, env = "PROCTOR_BUS_MAX_BACKLOG", default_value_t = crate::adapters::redis::bus::DEFAULT_MAX_BACKLOG)]
+    bus_max_backlog: u64,
     /// Face analysis: `onnx` (the models from `models/setup.sh`) or `stand-in` (labelled,
     /// brightness-driven; for `proctor simulate` and tests with synthetic images).
     #[arg(long, env = "PROCTOR_FACE", default_value = "onnx", value_parser = ["onnx", "stand-in"])]
@@ -128,6 +150,10 @@ impl Default for ServeArgs {
             redis_url: std::env::var("PROCTOR_REDIS_URL").ok(),
             redis_namespace: std::env::var("PROCTOR_REDIS_NAMESPACE")
                 .unwrap_or_else(|_| "proctor".into()),
+            bus_max_backlog: std::env::var("PROCTOR_BUS_MAX_BACKLOG")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(crate::adapters::redis::bus::DEFAULT_MAX_BACKLOG),
             face: std::env::var("PROCTOR_FACE").unwrap_or_else(|_| "onnx".into()),
             models_dir: std::env::var("PROCTOR_MODELS_DIR")
                 .unwrap_or_else(|_| "models/bin".into())
@@ -172,6 +198,28 @@ enum Admin {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Create a reviewer account for the workbench at /review; prints JSON (with a generated
+    /// password unless --password-stdin, and the TOTP secret with --totp).
+    CreateReviewer {
+        name: String,
+        /// Two-digit province code the account is scoped to, e.g. 41.
+        #[arg(long)]
+        province: String,
+        /// Limit the account to one city (four digits, e.g. 4101) or county (six digits, e.g.
+        /// 410102) of the province; it then sees only classes registered with that region.
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long, value_enum)]
+        role: crate::app::review::Role,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Require a TOTP code (RFC 6238) at sign-in; the secret is printed once.
+        #[arg(long)]
+        totp: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 fn settings(store: &StoreArgs) -> Settings {
@@ -187,6 +235,7 @@ fn settings(store: &StoreArgs) -> Settings {
         role: crate::startup::Role::All,
         redis_url: None,
         redis_namespace: "proctor".into(),
+        bus_max_backlog: crate::adapters::redis::bus::DEFAULT_MAX_BACKLOG,
         // Admin and replay never analyse faces.
         face: crate::startup::FaceBackend::StandIn,
         template_key: std::env::var("PROCTOR_TEMPLATE_KEY").ok(),
@@ -258,6 +307,33 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Simulate(args) => simulate::run(args).await,
+        Command::Migrate { store } => {
+            let store = crate::startup::open_store(&settings(&store)).await?;
+            store.close().await;
+            println!("Migrations applied.");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit(Audit::Verify { store }) => {
+            let (bus, _rx) = crate::adapters::bus::MemoryBus::new(1, 1);
+            let app = build_app(
+                &settings(&store),
+                crate::adapters::bus::Bus::Memory(bus),
+                None,
+                String::new(),
+            )
+            .await?;
+            let v = app
+                .verify_audit()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            app.store.close().await;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(if v.first_broken.is_none() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(3)
+            })
+        }
         Command::Openapi => {
             print!("{}", crate::api::openapi_json());
             Ok(ExitCode::SUCCESS)
@@ -278,6 +354,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         role: args.role,
         redis_url: args.redis_url.clone(),
         redis_namespace: args.redis_namespace.clone(),
+        bus_max_backlog: args.bus_max_backlog.max(1),
         face: if args.face == "stand-in" {
             crate::startup::FaceBackend::StandIn
         } else {
@@ -344,7 +421,8 @@ async fn admin_command(admin: Admin) -> anyhow::Result<()> {
     let store = match &admin {
         Admin::CreatePlatform { store, .. }
         | Admin::ApproveContent { store, .. }
-        | Admin::SetStanding { store, .. } => store.clone(),
+        | Admin::SetStanding { store, .. }
+        | Admin::CreateReviewer { store, .. } => store.clone(),
     };
     let (bus, _rx) = crate::adapters::bus::MemoryBus::new(1, 1);
     let app = build_app(
@@ -397,6 +475,37 @@ async fn admin_command(admin: Admin) -> anyhow::Result<()> {
                 "{}",
                 serde_json::json!({"platform_id": platform_id, "registered": !unregistered, "banned_since": since})
             );
+        }
+        Admin::CreateReviewer {
+            name,
+            province,
+            region,
+            role,
+            password_stdin,
+            totp,
+            ..
+        } => {
+            let (password, generated) = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("Failed to read the password from standard input")?;
+                (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+            } else {
+                use rand::RngCore;
+                let mut b = [0u8; 12];
+                rand::rng().fill_bytes(&mut b);
+                (hex::encode(b), true)
+            };
+            let created = app
+                .create_reviewer_in(&name, &province, region.as_deref(), role, &password, totp)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut out = serde_json::to_value(&created)?;
+            if generated {
+                out["password"] = serde_json::Value::String(password);
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
         }
     }
     app.store.close().await;

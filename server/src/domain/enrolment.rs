@@ -17,8 +17,8 @@ use super::rules::r8_lesson_hour_length as r8;
 use super::rules::{not_applicable, result};
 use super::time::Millis;
 use super::verdict::{
-    EnrolmentVerdict, EventRef, Finding, LessonHourRecord, LessonVerdict, Reason, ReasonTotal,
-    RuleId, RuleResult, RuleStatus, SessionVerdict,
+    EnrolmentVerdict, EventRef, Finding, LessonHourRecord, LessonVerdict, MakeUpRecord, Reason,
+    ReasonTotal, RuleId, RuleResult, RuleStatus, SessionVerdict,
 };
 
 /// One lesson with this learner's session verdicts on it.
@@ -62,6 +62,23 @@ fn aggregate(rule: RuleId, sessions: &[&SessionVerdict]) -> RuleResult {
     }
 }
 
+/// R16: whether a make-up session counts yet: always when the profile asks for no review,
+/// else once its effective decision (`reviewed_by`) confirms it with the profile's number of
+/// signers.
+fn make_up_verified(profile: &Profile, s: &SessionVerdict) -> bool {
+    match &profile.make_up {
+        Some(m) if m.requires_review => {
+            let need = usize::try_from(profile.review.signers).unwrap_or(usize::MAX);
+            s.reviewed_by
+                .iter()
+                .filter(|r| r.decision == "confirm")
+                .count()
+                >= need.max(1)
+        }
+        Some(_) | None => true,
+    }
+}
+
 fn session_ref(s: &SessionVerdict) -> EventRef {
     EventRef {
         origin: Origin::Server,
@@ -89,12 +106,34 @@ pub fn enrolment_verdict(profile: &Profile, input: &EnrolmentInput) -> Enrolment
         let mut done: Option<Millis> = None;
         let mut lesson_findings = Vec::new();
         let (mut session_credited, mut credited) = (0, 0);
+        let mut make_ups = Vec::new();
+        // The latest earlier session on this lesson whose verdict did not count: a session
+        // after it is a make-up (R16).
+        let mut voided: Option<&SessionVerdict> = None;
         for s in &sessions {
             all_sessions.push(s);
             for t in &s.uncredited {
                 *uncredited.entry(t.reason).or_default() += t.ms;
             }
             session_credited += s.credited_ms;
+            let missed = voided;
+            if !s.counts {
+                voided = Some(s);
+            }
+            if let Some(m) = missed {
+                let verified = make_up_verified(profile, s);
+                make_ups.push(MakeUpRecord {
+                    session: s.session_id.clone(),
+                    makes_up: m.session_id.clone(),
+                    verified,
+                });
+                if !verified {
+                    // Recorded in full, counted once confirmed: nothing of it counts or
+                    // completes the lesson yet.
+                    *uncredited.entry(Reason::MakeUpUnverified).or_default() += s.credited_ms;
+                    continue;
+                }
+            }
             let in_order = r5::in_order(&completed_at, s.started_at);
             if in_order {
                 credited += s.credited_ms;
@@ -155,6 +194,7 @@ pub fn enrolment_verdict(profile: &Profile, input: &EnrolmentInput) -> Enrolment
             credited_ms: credited,
             sessions: sessions.iter().map(|s| s.session_id.clone()).collect(),
             rules,
+            make_ups,
         });
     }
 
@@ -173,7 +213,12 @@ pub fn enrolment_verdict(profile: &Profile, input: &EnrolmentInput) -> Enrolment
     let (units, remainder_ms) = r8::cut(&spans, hour_ms);
     let mut snaps: Vec<(Millis, String)> = counted
         .iter()
-        .flat_map(|s| s.snapshots.iter().map(|x| (x.at, x.snapshot_id.clone())))
+        .flat_map(|s| {
+            s.snapshots
+                .iter()
+                .filter(|x| x.not_counted.is_none())
+                .map(|x| (x.at, x.snapshot_id.clone()))
+        })
         .collect();
     snaps.sort();
     let assigned = r6::assign(&units, &snaps);
@@ -305,6 +350,114 @@ mod tests {
         enrolment_verdict(profile, &input)
     }
 
+    /// A lesson studied twice: the first session (a quarter of it) did not count, the
+    /// second is an honest hour with its snapshots: a make-up (R16).
+    fn make_up_of_a_voided_session(
+        profile: &Profile,
+        reviewers: &[&str],
+    ) -> (SessionVerdict, EnrolmentVerdict) {
+        use crate::domain::verdict::ReviewRecord;
+        let hour = profile.lesson_hour_ms();
+        let mut voided = fold(ctx("s1", "lesson-1", hour), &honest(T0, hour / 4, &[]));
+        // As a missed pop-up leaves it: nothing credited, so the session does not count.
+        for span in voided.timeline.iter_mut().filter(|x| x.credited) {
+            span.credited = false;
+            span.reason = Some(Reason::PopupMissed);
+        }
+        voided.credited_ms = 0;
+        voided.counts = false;
+        let mut make_up = fold(
+            ctx("s2", "lesson-1", hour),
+            &honest(T0 + 2 * hour, hour, &[hour / 4, 3 * hour / 4]),
+        );
+        make_up.reviewed_by = reviewers
+            .iter()
+            .map(|d| ReviewRecord {
+                reviewer: format!("reviewer-{d}"),
+                decision: (*d).to_owned(),
+                at: Millis(T0 + 3 * hour),
+            })
+            .collect();
+        let v = one_lesson(profile, vec![voided, make_up.clone()], hour);
+        (make_up, v)
+    }
+
+    #[test]
+    fn a_make_up_counts_once_two_reviewers_confirm_it() {
+        let p = henan();
+        assert!(p.make_up.as_ref().is_some_and(|m| m.requires_review));
+        for (reviewers, verified) in [
+            (&[][..], false),
+            (&["confirm"][..], false),
+            (&["overturn", "overturn"][..], false),
+            (&["confirm", "confirm"][..], true),
+        ] {
+            let (s, v) = make_up_of_a_voided_session(&p, reviewers);
+            assert!(
+                s.counts && s.credited_ms > 0,
+                "the make-up itself is honest"
+            );
+            let lesson = &v.lessons[0];
+            assert_eq!(lesson.make_ups.len(), 1, "{reviewers:?}");
+            assert_eq!(lesson.make_ups[0].session, s.session_id);
+            assert_eq!(
+                lesson.make_ups[0].makes_up,
+                crate::domain::SessionId::from("s1")
+            );
+            assert_eq!(lesson.make_ups[0].verified, verified, "{reviewers:?}");
+            let unverified = v
+                .uncredited
+                .iter()
+                .find(|t| t.reason == Reason::MakeUpUnverified)
+                .map_or(0, |t| t.ms);
+            if verified {
+                assert_eq!(unverified, 0);
+                assert!(lesson.complete);
+                assert_eq!(v.lesson_hours, 1, "{:?}", v.lesson_hour_records);
+            } else {
+                assert_eq!(
+                    unverified, s.credited_ms,
+                    "{reviewers:?}: all of it, with its reason"
+                );
+                assert!(!lesson.complete);
+                assert_eq!(v.lesson_hours, 0);
+                assert!(!v.counts);
+            }
+        }
+    }
+
+    #[test]
+    fn profiles_before_r16_count_make_ups_without_review() {
+        let v1 = Profile::find(&crate::domain::ProfileRef {
+            id: "henan-2023".into(),
+            version: 1,
+        })
+        .expect("henan-2023 v1");
+        assert!(v1.make_up.is_none());
+        let (_, v) = make_up_of_a_voided_session(&v1, &[]);
+        assert!(v.lessons[0].make_ups[0].verified);
+        assert_eq!(v.lesson_hours, 1);
+    }
+
+    #[test]
+    fn resuming_after_a_session_that_counts_is_not_a_make_up() {
+        let p = henan();
+        let hour = p.lesson_hour_ms();
+        let first = fold(ctx("s1", "lesson-1", hour), &honest(T0, hour / 2, &[]));
+        assert!(first.counts);
+        let second = fold(
+            ctx("s2", "lesson-1", hour),
+            &honest(T0 + hour, hour / 2, &[]),
+        );
+        let v = one_lesson(&p, vec![first, second], hour);
+        assert!(v.lessons[0].make_ups.is_empty());
+        assert!(
+            v.uncredited
+                .iter()
+                .all(|t| t.reason != Reason::MakeUpUnverified)
+        );
+    }
+
     #[test]
     fn a_lesson_hour_without_its_snapshots_earns_nothing() {
         let p = henan();
@@ -324,6 +477,85 @@ mod tests {
         assert_eq!(v.credited_ms, 0, "credited after R6");
         assert_eq!(v.rules[5].status, RuleStatus::Violated);
         assert!(!v.counts);
+    }
+
+    /// An honest hour with two snapshots whose logged analyses are `first` and `second`.
+    fn two_snapshots_analysed(
+        first: crate::domain::events::SnapshotAnalysis,
+        second: crate::domain::events::SnapshotAnalysis,
+    ) -> (SessionVerdict, EnrolmentVerdict) {
+        use crate::domain::events::EventBody;
+        let p = henan();
+        let hour = p.lesson_hour_ms();
+        let mut b = honest(T0, hour, &[hour / 4, 3 * hour / 4]);
+        let mut next = [first, second].into_iter();
+        for e in &mut b.events {
+            if let EventBody::SnapshotStored { analysis, .. } = &mut e.body {
+                *analysis = next.next();
+            }
+        }
+        let session = fold(ctx("s", "lesson-1", hour), &b);
+        let v = one_lesson(&p, vec![session.clone()], hour);
+        (session, v)
+    }
+
+    fn analysed(
+        one_live_match: bool,
+        same: Option<&str>,
+    ) -> crate::domain::events::SnapshotAnalysis {
+        crate::domain::events::SnapshotAnalysis {
+            faces: 1,
+            match_permille: Some(if one_live_match { 700 } else { 100 }),
+            liveness_permille: Some(950),
+            dhash: "0123456789abcdef".into(),
+            same_picture_as: same.map(str::to_owned),
+            one_live_matching_face: Some(one_live_match),
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn only_snapshots_of_one_live_matching_fresh_face_fill_a_lesson_hour() {
+        let (s, v) = two_snapshots_analysed(analysed(true, None), analysed(true, None));
+        assert_eq!(
+            v.lesson_hours, 1,
+            "two good snapshots: {:?}",
+            v.lesson_hour_records
+        );
+        assert!(!s.flagged_for_review);
+
+        // Someone else (or no live face) in one snapshot: the 课时 is short, no violation flag
+        // on the session by itself.
+        let (s, v) = two_snapshots_analysed(analysed(true, None), analysed(false, None));
+        assert_eq!(v.lesson_hours, 0);
+        assert_eq!(
+            v.lesson_hour_records[0].reason,
+            Some(Reason::MissingSnapshots)
+        );
+        assert_eq!(v.lesson_hour_records[0].snapshot_ids.len(), 1);
+        let r6 = &s.rules[5];
+        assert!(
+            r6.findings
+                .iter()
+                .any(|f| f.code == Reason::UnusableSnapshot),
+            "{r6:?}"
+        );
+        assert!(s.snapshots[1].not_counted.is_some());
+
+        // A reused picture (the store found the same dHash earlier): violation with evidence.
+        let (s, v) =
+            two_snapshots_analysed(analysed(true, None), analysed(true, Some("snap-earlier")));
+        assert_eq!(v.lesson_hours, 0);
+        let r6 = &s.rules[5];
+        assert_eq!(r6.status, RuleStatus::Violated);
+        let f = r6
+            .findings
+            .iter()
+            .find(|f| f.code == Reason::ReusedPicture)
+            .expect("reuse finding");
+        assert!(f.detail.contains("snap-earlier"), "{}", f.detail);
+        assert_eq!(f.evidence.len(), 1);
+        assert!(s.flagged_for_review);
     }
 
     #[test]

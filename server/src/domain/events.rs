@@ -84,6 +84,9 @@ pub enum ChallengeKind {
     Snapshot,
     /// A face re-check (R4): liveness plus match against the enrolled template.
     FaceRecheck,
+    /// The active liveness challenge (R4): head poses in a random order, one frame each,
+    /// requested by the learner's client at session start. `expected` holds the steps.
+    Liveness,
 }
 
 /// Why a session ended.
@@ -153,6 +156,10 @@ pub struct SnapshotAnalysis {
     /// An earlier snapshot (of any learner) with nearly the same picture.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub same_picture_as: Option<String>,
+    /// Whether the frame shows exactly one live face of the enrolled learner (the model
+    /// cards' thresholds, decided by the service); absent when no template was enrolled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_live_matching_face: Option<bool>,
     /// Model versions and raw scores.
     pub detail: String,
 }

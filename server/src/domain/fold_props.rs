@@ -617,3 +617,65 @@ fn next_server_at_never_sorts_before_the_folded_log() {
         "after a server event: the same ms is fine"
     );
 }
+
+fn requiring_active_liveness() -> crate::domain::Profile {
+    let mut p = henan();
+    p.face.active_challenge = Some(crate::domain::profile::ActiveChallenge {
+        required: true,
+        steps: 3,
+        deadline_ms: 90_000,
+    });
+    p
+}
+
+#[test]
+fn a_required_active_challenge_is_the_only_first_pass() {
+    // A plain passed check at the start does not start credit under such a profile; the
+    // passed answer to a liveness challenge does; later plain re-checks count as usual.
+    let mut b = LogBuilder::new(T0);
+    b.start().wait(1_000).face(true, FaceMethod::Face, None);
+    b.wait(1_000).play().watch(10_000, DURATION);
+    let n = b.issue(ChallengeKind::Liveness, 90_000);
+    b.wait(3_000).face(true, FaceMethod::Face, Some(n));
+    b.watch(20_000, DURATION);
+    b.end(TerminationReason::Ended);
+    let v = SessionFold::replay(
+        requiring_active_liveness(),
+        ctx("s", "l", DURATION),
+        b.events.clone(),
+    );
+    assert_eq!(v.credited_ms, 20_000, "only the time after the active pass");
+    assert!(!v.flagged_for_review, "a plain check is not a failure");
+    // The same log under a profile that only offers the challenge credits from the plain pass.
+    let offered = SessionFold::replay(henan(), ctx("s", "l", DURATION), b.events.clone());
+    assert!(offered.credited_ms > v.credited_ms);
+}
+
+#[test]
+fn a_failed_or_expired_liveness_challenge_flags_and_stops_credit_without_ending() {
+    let mut b = opening();
+    b.watch(10_000, DURATION);
+    let n = b.issue(ChallengeKind::Liveness, 20_000);
+    b.wait(2_000).face(false, FaceMethod::Face, Some(n));
+    b.watch(10_000, DURATION);
+    let n2 = b.issue(ChallengeKind::Liveness, 20_000);
+    b.watch(20_000, DURATION);
+    b.server(EventBody::ChallengeExpired { nonce: n2 });
+    b.watch(5_000, DURATION);
+    let fold = SessionFold::refold(henan(), ctx("s", "l", DURATION), b.events.clone());
+    assert!(!fold.ended(), "a failed challenge never ends the study");
+    let v = fold.verdict();
+    assert_eq!(
+        v.credited_ms, 12_000,
+        "only the play before the failed answer (10 s watched, 2 s while it was checked)"
+    );
+    assert!(v.flagged_for_review);
+    assert!(
+        v.challenges
+            .iter()
+            .filter(|c| c.kind == ChallengeKind::Liveness)
+            .all(|c| c.outcome == ChallengeOutcome::Missed),
+        "{:?}",
+        v.challenges
+    );
+}

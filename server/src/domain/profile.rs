@@ -68,6 +68,26 @@ pub struct Face {
     pub recheck_min_ms: i64,
     pub recheck_max_ms: i64,
     pub recheck_deadline_ms: i64,
+    /// Keep the enrolment (real-name) photo, sealed like templates; otherwise it is dropped
+    /// once the template is made.
+    #[serde(default)]
+    pub keep_enrolment_photo: bool,
+    /// The active liveness challenge at session start; absent when the profile offers none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_challenge: Option<ActiveChallenge>,
+}
+
+/// R4: the active liveness challenge (head poses in a random order, checked across frames).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActiveChallenge {
+    /// When true, no face check counts as the session's first pass unless it answers an
+    /// active challenge; when false the challenge is offered and a plain check also passes.
+    pub required: bool,
+    /// How many poses the challenge asks for (2 to 6).
+    pub steps: u32,
+    /// Time to answer, from issue.
+    pub deadline_ms: i64,
 }
 
 /// R6 parameters.
@@ -125,6 +145,15 @@ pub struct Review {
     pub publicity_working_days: bool,
 }
 
+/// R16 parameters (补课).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MakeUp {
+    /// A make-up session (a lesson studied again after a session on it that did not count)
+    /// counts toward attendance only once reviewers' effective decision confirms it.
+    pub requires_review: bool,
+}
+
 /// One version of one jurisdiction's rules.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -144,6 +173,9 @@ pub struct Profile {
     pub plan: Plan,
     pub enrolment: Enrolment,
     pub review: Review,
+    /// Absent in profiles that predate R16: make-up sessions then count like any other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub make_up: Option<MakeUp>,
 }
 
 /// Why a profile file was refused.
@@ -162,6 +194,8 @@ pub enum ProfileError {
 const BUILTIN: &[&str] = &[
     include_str!("../../profiles/henan-2023.toml"),
     include_str!("../../profiles/huangchuan-2021.toml"),
+    include_str!("../../profiles/henan-2023-v2.toml"),
+    include_str!("../../profiles/huangchuan-2021-v2.toml"),
 ];
 
 /// The profile a class gets when the platform names none.
@@ -237,6 +271,11 @@ impl Profile {
         }
         if self.face.recheck_min_ms > self.face.recheck_max_ms || self.face.recheck_min_ms <= 0 {
             return bad("face.recheck_min_ms must be positive and at most recheck_max_ms");
+        }
+        if let Some(a) = &self.face.active_challenge
+            && (!(2..=6).contains(&a.steps) || a.deadline_ms <= 0)
+        {
+            return bad("face.active_challenge needs 2 to 6 steps and a positive deadline");
         }
         if self.lesson_hour.minutes == 0 {
             return bad("lesson_hour.minutes must be positive");

@@ -131,6 +131,8 @@ impl ChallengePlan {
                     draw,
                 );
             }
+            // Asked for by the client, never planned.
+            ChallengeKind::Liveness => {}
             ChallengeKind::Snapshot => {
                 let credited = fold.credited_ms();
                 // One request per reached point: drop the first reached one only, so two
@@ -200,6 +202,11 @@ pub fn deadline_ms(profile: &Profile, kind: ChallengeKind) -> i64 {
         ChallengeKind::Popup => profile.popup.answer_deadline_ms,
         ChallengeKind::Snapshot => profile.snapshots.answer_deadline_ms,
         ChallengeKind::FaceRecheck => profile.face.recheck_deadline_ms,
+        ChallengeKind::Liveness => profile
+            .face
+            .active_challenge
+            .as_ref()
+            .map_or(profile.face.recheck_deadline_ms, |a| a.deadline_ms),
     }
 }
 
@@ -389,7 +396,7 @@ mod tests {
                                 analysis: None,
                             });
                         }
-                        ChallengeKind::FaceRecheck => {
+                        ChallengeKind::FaceRecheck | ChallengeKind::Liveness => {
                             b.wait(2_000).face(true, FaceMethod::Face, Some(nonce));
                         }
                     }

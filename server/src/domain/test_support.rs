@@ -148,6 +148,7 @@ impl LogBuilder {
             ChallengeKind::Popup => "popup",
             ChallengeKind::Snapshot => "snap",
             ChallengeKind::FaceRecheck => "face",
+            ChallengeKind::Liveness => "live",
         });
         let expected = (kind == ChallengeKind::Popup).then(|| ANSWER.to_owned());
         let deadline = Millis(self.t + deadline_ms);

@@ -156,6 +156,12 @@ pub enum Reason {
     // R6
     /// The 课时 this time falls in lacks its random snapshots.
     MissingSnapshots,
+    /// A snapshot reuses an earlier picture (this learner's or another's): a replayed photo
+    /// or video loop. The snapshot does not count.
+    ReusedPicture,
+    /// A snapshot does not show exactly one live face of the enrolled learner; it does not
+    /// count.
+    UnusableSnapshot,
     // R7
     /// Online credit beyond the class's online share cap.
     OnlineCapReached,
@@ -164,6 +170,10 @@ pub enum Reason {
     IncompleteLessonHour,
     /// Time after the session ended (late events are recorded, never credited).
     SessionEnded,
+    // R16
+    /// A make-up session (补课) not yet confirmed by the profile's reviewers: recorded in
+    /// full, counted once they confirm it.
+    MakeUpUnverified,
 }
 
 /// A pointer to the event that decided something.
@@ -258,6 +268,9 @@ pub struct SnapshotRecord {
     pub sha256: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<super::events::SnapshotAnalysis>,
+    /// Why this snapshot is not a valid retained photo for its 课时 (R6), if it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_counted: Option<String>,
 }
 
 /// A tamper or environment signal, for reviewers to weigh.
@@ -316,7 +329,8 @@ pub struct SessionVerdict {
     pub face_checks: Vec<FaceCheckRecord>,
     pub snapshots: Vec<SnapshotRecord>,
     pub signals: Vec<SignalRecord>,
-    /// A failed face check or a tamper signal: a reviewer should look. Never ends study alone.
+    /// A failed face check, a reused snapshot picture or a tamper signal: a reviewer should
+    /// look. Never ends study alone.
     pub flagged_for_review: bool,
     /// The session contributes credit (some credited time and no rule makes it void).
     pub counts: bool,
@@ -339,6 +353,19 @@ pub struct LessonVerdict {
     pub credited_ms: i64,
     pub sessions: Vec<SessionId>,
     pub rules: Vec<RuleResult>,
+    /// Make-up sessions (R16, 补课): sessions on this lesson after one that did not count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub make_ups: Vec<MakeUpRecord>,
+}
+
+/// A make-up session (R16) and whether it counts yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MakeUpRecord {
+    pub session: SessionId,
+    /// The session whose verdict did not count, which this one makes up.
+    pub makes_up: SessionId,
+    /// The profile's reviewers confirmed it (always true when the profile needs no review).
+    pub verified: bool,
 }
 
 /// A 课时 as the enrolment fold cut it from credited time, with its snapshots (R6, R8).

@@ -42,14 +42,10 @@ pub fn prepare(img: &RgbImage) -> DetectorInput {
     );
     let (pw, ph) = (sw.div_ceil(32) * 32, sh.div_ceil(32) * 32);
     let mut t = Array4::<f32>::zeros((1, 3, ph, pw));
-    let pixels = super::raster::resize_region(img, (0, 0, w, h), sw, sh);
-    for y in 0..sh {
-        for x in 0..sw {
-            let [r, g, b] = pixels[y * sw + x];
-            t[[0, 0, y, x]] = b;
-            t[[0, 1, y, x]] = g;
-            t[[0, 2, y, x]] = r;
-        }
+    if let Some(data) = t.as_slice_mut() {
+        // Planar BGR, written in place (a 640×480 frame is copied, not resampled).
+        let planes = super::raster::planes(data);
+        super::raster::resize_region_into(img, (0, 0, w, h), sw, sh, planes, pw, [2, 1, 0]);
     }
     DetectorInput {
         tensor: t,

@@ -9,12 +9,14 @@ mod align;
 mod decode;
 mod detect;
 pub mod hash;
+pub mod liveness;
 pub mod onnx;
 mod raster;
 mod spoof;
 mod stand_in;
 pub mod template;
 
+pub use liveness::yaw;
 pub use onnx::OnnxFace;
 pub use stand_in::{StandInFace, image_kind};
 
@@ -161,6 +163,7 @@ mod tests {
             embedding: Some(emb),
             liveness: Some(live),
             sharpness: Some(100.0),
+            yaw: Some(0.0),
             dhash: 0,
             models: "test".into(),
         }

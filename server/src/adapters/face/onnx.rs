@@ -198,11 +198,13 @@ fn detect_faces(m: &Models, img: &image::RgbImage) -> Result<Vec<detect::Detecti
 
 fn chip_tensor(chip: &[[f32; 3]]) -> Array4<f32> {
     let mut t = Array4::<f32>::zeros((1, 3, align::CHIP, align::CHIP));
-    for (i, [r, g, b]) in chip.iter().copied().enumerate() {
-        let (y, x) = (i / align::CHIP, i % align::CHIP);
-        t[[0, 0, y, x]] = r;
-        t[[0, 1, y, x]] = g;
-        t[[0, 2, y, x]] = b;
+    if let Some(data) = t.as_slice_mut() {
+        let [r_pl, g_pl, b_pl] = super::raster::planes(data);
+        for (i, [r, g, b]) in chip.iter().copied().enumerate() {
+            r_pl[i] = r;
+            g_pl[i] = g;
+            b_pl[i] = b;
+        }
     }
     t
 }
@@ -212,7 +214,8 @@ impl FaceCheck for OnnxFace {
         let m = self.models()?;
         let img = decode::decode(image)?;
         let dhash = hash::dhash(&img);
-        let faces = detect_faces(m, &img)?;
+        let metrics = crate::metrics::metrics();
+        let faces = metrics.infer("yunet", || detect_faces(m, &img))?;
         let mut analysis = FaceAnalysis {
             faces: u32::try_from(faces.len()).unwrap_or(u32::MAX),
             face_box: None,
@@ -220,6 +223,7 @@ impl FaceCheck for OnnxFace {
             embedding: None,
             liveness: None,
             sharpness: None,
+            yaw: None,
             dhash,
             models: m.versions.clone(),
         };
@@ -232,18 +236,17 @@ impl FaceCheck for OnnxFace {
         };
         let chip = align::warp_chip(&img, &align::similarity(&face.landmarks, &align::TEMPLATE));
         analysis.sharpness = Some(align::sharpness(&chip));
-        analysis.embedding = Some(run1(&m.embed, &chip_tensor(&chip), "embedding")?);
-        let p27 = spoof::p_real(&run1(
-            &m.fas27,
-            &spoof::input(&img, &face.bbox, 2.7),
-            "logits",
-        )?);
-        let p40 = spoof::p_real(&run1(
-            &m.fas40,
-            &spoof::input(&img, &face.bbox, 4.0),
-            "logits",
-        )?);
+        let chip = chip_tensor(&chip);
+        analysis.embedding =
+            Some(metrics.infer("dlib_resnet", || run1(&m.embed, &chip, "embedding"))?);
+        let input = spoof::input(&img, &face.bbox, 2.7);
+        let p27 =
+            spoof::p_real(&metrics.infer("minifasnet_2_7", || run1(&m.fas27, &input, "logits"))?);
+        let input = spoof::input(&img, &face.bbox, 4.0);
+        let p40 =
+            spoof::p_real(&metrics.infer("minifasnet_4_0", || run1(&m.fas40, &input, "logits"))?);
         analysis.liveness = Some((p27 + p40) / 2.0);
+        analysis.yaw = Some(super::yaw(&face.landmarks));
         analysis.face_box = Some(face.bbox);
         analysis.detector_score = Some(face.score);
         Ok(analysis)

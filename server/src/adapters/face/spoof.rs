@@ -45,13 +45,10 @@ pub fn crop_box(img_w: u32, img_h: u32, bbox: &[f32; 4], scale: f32) -> (u32, u3
 /// The model input for one crop.
 pub fn input(img: &RgbImage, bbox: &[f32; 4], scale: f32) -> Array4<f32> {
     let region = crop_box(img.width(), img.height(), bbox, scale);
-    let pixels = super::raster::resize_region(img, region, SIDE, SIDE);
     let mut t = Array4::<f32>::zeros((1, 3, SIDE, SIDE));
-    for (i, [r, g, b]) in pixels.into_iter().enumerate() {
-        let (y, x) = (i / SIDE, i % SIDE);
-        t[[0, 0, y, x]] = b;
-        t[[0, 1, y, x]] = g;
-        t[[0, 2, y, x]] = r;
+    if let Some(data) = t.as_slice_mut() {
+        let planes = super::raster::planes(data);
+        super::raster::resize_region_into(img, region, SIDE, SIDE, planes, SIDE, [2, 1, 0]);
     }
     t
 }

@@ -2,7 +2,9 @@
 //! synthetic images (`--face stand-in`): it decodes nothing but the image header, and decides
 //! from the mean brightness of the bytes after the header. A dark image (mean < 32) has no
 //! face; anything else has one live face whose embedding is all zeros (so it matches a
-//! stand-in enrolment). It is labelled in every result it produces, so no evidence made with it
+//! stand-in enrolment). Its head-turn proxy (`yaw`) is the brightness difference of the
+//! image's right and left halves over 64 when the image decodes (so a browser test can "turn"
+//! by brightening one side of the frame), else none. It is labelled in every result it produces, so no evidence made with it
 //! can be mistaken for a model's.
 
 use crate::ports::{FaceAnalysis, FaceCheck, FaceError};
@@ -21,6 +23,25 @@ pub fn image_kind(bytes: &[u8]) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// (mean of the right half − mean of the left half) / 64 of the decoded image's luma.
+fn half_brightness_yaw(image: &[u8]) -> Option<f32> {
+    let img = image::load_from_memory(image).ok()?.into_luma8();
+    let (w, h) = img.dimensions();
+    if w < 2 || h == 0 {
+        return None;
+    }
+    let (mut left, mut right) = (0u64, 0u64);
+    for (x, _, p) in img.enumerate_pixels() {
+        if x < w / 2 {
+            left += u64::from(p.0[0]);
+        } else if x >= w - w / 2 {
+            right += u64::from(p.0[0]);
+        }
+    }
+    let n = f64::from(w / 2) * f64::from(h);
+    Some(((right as f64 - left as f64) / n / 64.0) as f32)
 }
 
 impl FaceCheck for StandInFace {
@@ -45,6 +66,11 @@ impl FaceCheck for StandInFace {
             embedding: face.then(|| vec![0.0; 128]),
             liveness: face.then_some(0.95),
             sharpness: face.then_some(100.0),
+            yaw: if face {
+                half_brightness_yaw(image)
+            } else {
+                None
+            },
             dhash,
             models: "stand-in (no model): mean byte brightness".into(),
         })

@@ -116,21 +116,30 @@ impl TemplateKeys {
 
     /// Seals an embedding for a learner under the current key.
     pub fn seal(&self, learner_id: &str, embedding: &[f32]) -> Result<Sealed, TemplateError> {
+        let plain: Vec<u8> = embedding.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.seal_bytes(learner_id.as_bytes(), &plain)
+    }
+
+    /// Seals a learner's enrolment photo (associated data `photo:<learner id>`, so a sealed
+    /// photo never opens as a template or for another learner).
+    pub fn seal_photo(&self, learner_id: &str, photo: &[u8]) -> Result<Sealed, TemplateError> {
+        self.seal_bytes(format!("photo:{learner_id}").as_bytes(), photo)
+    }
+
+    /// Opens a sealed enrolment photo.
+    pub fn open_photo(&self, learner_id: &str, s: &Sealed) -> Result<Vec<u8>, TemplateError> {
+        self.open_bytes(format!("photo:{learner_id}").as_bytes(), s)
+    }
+
+    fn seal_bytes(&self, aad: &[u8], plain: &[u8]) -> Result<Sealed, TemplateError> {
         let c = self
             .keys
             .get(&self.current)
             .ok_or_else(|| TemplateError::UnknownKey(self.current.clone()))?;
-        let plain: Vec<u8> = embedding.iter().flat_map(|v| v.to_le_bytes()).collect();
         let mut nonce = [0u8; 12];
         rand::rng().fill_bytes(&mut nonce);
         let ct = c
-            .encrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: &plain,
-                    aad: learner_id.as_bytes(),
-                },
-            )
+            .encrypt(&Nonce::from(nonce), Payload { msg: plain, aad })
             .map_err(|_| TemplateError::Corrupt)?;
         let mut out = nonce.to_vec();
         out.extend(ct);
@@ -142,6 +151,14 @@ impl TemplateKeys {
 
     /// Opens a sealed template of a learner.
     pub fn open(&self, learner_id: &str, s: &Sealed) -> Result<Vec<f32>, TemplateError> {
+        let plain = self.open_bytes(learner_id.as_bytes(), s)?;
+        Ok(plain
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    }
+
+    fn open_bytes(&self, aad: &[u8], s: &Sealed) -> Result<Vec<u8>, TemplateError> {
         let c = self
             .keys
             .get(&s.key_id)
@@ -152,19 +169,8 @@ impl TemplateKeys {
         }
         let (nonce, ct) = raw.split_at(12);
         let nonce: [u8; 12] = nonce.try_into().map_err(|_| TemplateError::Corrupt)?;
-        let plain = c
-            .decrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: ct,
-                    aad: learner_id.as_bytes(),
-                },
-            )
-            .map_err(|_| TemplateError::Corrupt)?;
-        Ok(plain
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect())
+        c.decrypt(&Nonce::from(nonce), Payload { msg: ct, aad })
+            .map_err(|_| TemplateError::Corrupt)
     }
 }
 

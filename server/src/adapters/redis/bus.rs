@@ -6,28 +6,44 @@
 //! stream is trimmed only below the oldest entry that is still unacknowledged.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use redis::RedisResult;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 
 use super::{GROUP, RedisConn};
-use crate::adapters::bus::{Delivery, partition_of};
+use crate::adapters::bus::{BusError, Delivery, partition_of};
 use crate::domain::{Event, Millis, Origin};
 
 /// How long a partition lease lasts without renewal: a dead worker's partitions are taken
-/// over within this time.
-pub const OWNER_TTL: Duration = Duration::from_secs(4);
+/// over within this time (plus `OWNER_RETRY`). Renewed every quarter of it; a worker that
+/// stalls longer loses the partition, and the fenced verdict writes keep a stale owner from
+/// counting anything twice.
+pub const OWNER_TTL: Duration = Duration::from_secs(3);
+/// How often a worker below its fair share tries to take a partition it does not own.
+const OWNER_RETRY: Duration = Duration::from_millis(250);
+/// The longest blocking read. It must stay well below the client's response timeout (redis-rs
+/// gives up on a reply after 500 ms by default): an entry Redis hands to a read the client has
+/// already given up on is pending for this consumer but never seen, and a `>` read skips it.
+const MAX_BLOCK: Duration = Duration::from_millis(200);
 
 const RENEW: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
 const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
+/// The default bound on a partition's unacknowledged backlog before gateways push back.
+pub const DEFAULT_MAX_BACKLOG: u64 = 200_000;
+
+/// How often a gateway re-reads the partitions' backlogs.
+const BACKLOG_POLL: Duration = Duration::from_millis(200);
 
 /// The producer side.
 #[derive(Debug, Clone)]
 pub struct RedisBus {
     conn: RedisConn,
     partitions: usize,
+    /// Per partition: its backlog is over the bound (refreshed by a watcher task).
+    saturated: Arc<Vec<AtomicBool>>,
 }
 
 fn origin_str(o: Origin) -> &'static str {
@@ -38,8 +54,13 @@ fn origin_str(o: Origin) -> &'static str {
 }
 
 impl RedisBus {
-    /// Connects and makes sure every partition stream has its consumer group.
-    pub async fn new(mut conn: RedisConn, partitions: usize) -> RedisResult<RedisBus> {
+    /// Connects and makes sure every partition stream has its consumer group, and starts the
+    /// backlog watcher that turns on backpressure over `max_backlog` unacknowledged entries.
+    pub async fn new(
+        mut conn: RedisConn,
+        partitions: usize,
+        max_backlog: u64,
+    ) -> RedisResult<RedisBus> {
         for p in 0..partitions.max(1) {
             let created: RedisResult<()> = conn
                 .query(
@@ -57,9 +78,20 @@ impl RedisBus {
                 return Err(e);
             }
         }
+        let saturated: Arc<Vec<AtomicBool>> = Arc::new(
+            (0..partitions.max(1))
+                .map(|_| AtomicBool::new(false))
+                .collect(),
+        );
+        tokio::spawn(watch_backlog(
+            conn.clone(),
+            Arc::downgrade(&saturated),
+            max_backlog,
+        ));
         Ok(RedisBus {
             conn,
             partitions: partitions.max(1),
+            saturated,
         })
     }
 
@@ -67,13 +99,24 @@ impl RedisBus {
         self.partitions
     }
 
-    /// Appends one event to its session's partition stream.
-    pub async fn publish(&self, d: &Delivery) -> RedisResult<()> {
+    /// Appends one event to its session's partition stream, unless the partition's backlog
+    /// is over its bound (`Saturated`: backpressure).
+    pub async fn publish(&self, d: &Delivery) -> Result<(), BusError> {
+        let p = partition_of(&d.session_id, self.partitions);
+        if self.saturated[p].load(Ordering::Relaxed) {
+            return Err(BusError::Saturated);
+        }
+        self.xadd(p, d)
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))
+    }
+
+    async fn xadd(&self, p: usize, d: &Delivery) -> RedisResult<()> {
         let mut conn = self.conn.clone();
         let body = serde_json::to_string(&d.event.body).map_err(|e| {
             redis::RedisError::from((redis::ErrorKind::Client, "event encoding", e.to_string()))
         })?;
-        let key = conn.stream_key(partition_of(&d.session_id, self.partitions));
+        let key = conn.stream_key(p);
         conn.query::<String>(
             redis::cmd("XADD")
                 .arg(key)
@@ -87,10 +130,75 @@ impl RedisBus {
                 .arg("a")
                 .arg(d.event.at.0)
                 .arg("b")
-                .arg(body),
+                .arg(body)
+                .arg("t")
+                .arg(d.accepted_us),
         )
         .await?;
         Ok(())
+    }
+}
+
+/// A partition's backlog: entries not yet delivered to the group (`lag`) plus entries
+/// delivered but not acknowledged (`pending`). Where Redis cannot tell the lag, the stream's
+/// length stands in (it only over-counts: trimming keeps at most the acknowledged tail).
+async fn backlog(conn: &mut RedisConn, p: usize) -> RedisResult<u64> {
+    let key = conn.stream_key(p);
+    let groups: Vec<std::collections::HashMap<String, redis::Value>> = conn
+        .query(redis::cmd("XINFO").arg("GROUPS").arg(&key))
+        .await?;
+    let num = |v: Option<&redis::Value>| match v {
+        Some(redis::Value::Int(n)) => u64::try_from(*n).ok(),
+        _ => None,
+    };
+    for g in &groups {
+        let is_ours =
+            matches!(g.get("name"), Some(redis::Value::BulkString(n)) if n == GROUP.as_bytes());
+        if !is_ours {
+            continue;
+        }
+        let pending = num(g.get("pending")).unwrap_or(0);
+        return match num(g.get("lag")) {
+            Some(lag) => Ok(lag + pending),
+            None => conn.query(redis::cmd("XLEN").arg(&key)).await,
+        };
+    }
+    Ok(0)
+}
+
+/// Refreshes each partition's saturated flag every `BACKLOG_POLL` until the bus is dropped.
+/// Redis being unreachable is not saturation: publishing then fails by itself.
+async fn watch_backlog(mut conn: RedisConn, flags: std::sync::Weak<Vec<AtomicBool>>, max: u64) {
+    loop {
+        tokio::time::sleep(BACKLOG_POLL).await;
+        let Some(flags) = flags.upgrade() else {
+            return;
+        };
+        for (p, flag) in flags.iter().enumerate() {
+            match backlog(&mut conn, p).await {
+                Ok(n) => {
+                    let over = n >= max;
+                    if flag.swap(over, Ordering::Relaxed) != over {
+                        if over {
+                            tracing::warn!(
+                                partition = p,
+                                backlog = n,
+                                "Workers are not keeping up: refusing new events on this partition."
+                            );
+                        } else {
+                            tracing::info!(
+                                partition = p,
+                                backlog = n,
+                                "The partition's backlog is back under its bound."
+                            );
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(partition = p, error = %e, "Failed to read a partition's backlog.")
+                }
+            }
+        }
     }
 }
 
@@ -114,6 +222,8 @@ pub fn decode(entry: &StreamId) -> Option<Delivery> {
             at: Millis(at),
             body,
         },
+        // Absent in entries written before the field existed.
+        accepted_us: entry.get("t").unwrap_or(0),
     })
 }
 
@@ -184,7 +294,7 @@ impl RedisPartition {
             if self.share.owned.load(Ordering::SeqCst)
                 >= self.share.fair.load(Ordering::SeqCst).max(1)
             {
-                tokio::time::sleep(wait).await;
+                tokio::time::sleep(wait.min(OWNER_RETRY)).await;
                 return Ok(Batch::NotOwner);
             }
             let got: Option<String> = self
@@ -199,11 +309,15 @@ impl RedisPartition {
                 )
                 .await?;
             if got.is_none() {
-                tokio::time::sleep(wait).await;
+                tokio::time::sleep(wait.min(OWNER_RETRY)).await;
                 return Ok(Batch::NotOwner);
             }
             self.owner = true;
-            self.share.owned.fetch_add(1, Ordering::SeqCst);
+            let owned = self.share.owned.fetch_add(1, Ordering::SeqCst) + 1;
+            // At once, not at the next lag sample: failover is read off this gauge.
+            crate::metrics::metrics()
+                .partitions_owned
+                .set(i64::try_from(owned).unwrap_or(i64::MAX));
             self.claim_cursor = Some("0-0".into());
             self.last_renew = Instant::now();
             return Ok(Batch::Acquired);
@@ -230,6 +344,28 @@ impl RedisPartition {
                 return Ok(Batch::Lost);
             }
         }
+        match self.read(max, wait).await {
+            Ok(batch) => Ok(batch),
+            Err(e) => {
+                // Redis may have delivered entries to this consumer whose reply never reached
+                // us (a lost connection, a cancelled read): they are pending for us now and a
+                // `>` read skips them. Claim every pending entry again before reading on.
+                self.recover_pending();
+                Err(e)
+            }
+        }
+    }
+
+    /// After a read whose reply may have been lost (an error, or a read cancelled by its
+    /// caller), the next read first claims every pending entry of the partition, this
+    /// consumer's own included.
+    pub fn recover_pending(&mut self) {
+        if self.owner {
+            self.claim_cursor = Some("0-0".into());
+        }
+    }
+
+    async fn read(&mut self, max: usize, wait: Duration) -> RedisResult<Batch> {
         let key = self.conn.stream_key(self.partition);
         // First, everything a previous owner read but never acknowledged.
         if let Some(cursor) = self.claim_cursor.take() {
@@ -250,6 +386,9 @@ impl RedisPartition {
                 self.claim_cursor = Some(reply.next_stream_id.clone());
             }
             if !reply.claimed.is_empty() {
+                crate::metrics::metrics()
+                    .reclaimed
+                    .inc_by(reply.claimed.len() as u64);
                 tracing::info!(
                     partition = self.partition,
                     claimed = reply.claimed.len(),
@@ -268,7 +407,7 @@ impl RedisPartition {
                     .arg("COUNT")
                     .arg(max)
                     .arg("BLOCK")
-                    .arg(u64::try_from(wait.as_millis()).unwrap_or(100))
+                    .arg(u64::try_from(wait.min(MAX_BLOCK).as_millis()).unwrap_or(100))
                     .arg("STREAMS")
                     .arg(&key)
                     .arg(">"),
@@ -311,7 +450,14 @@ impl RedisPartition {
     fn lose(&mut self) {
         if self.owner {
             self.owner = false;
-            self.share.owned.fetch_sub(1, Ordering::SeqCst);
+            let owned = self
+                .share
+                .owned
+                .fetch_sub(1, Ordering::SeqCst)
+                .saturating_sub(1);
+            crate::metrics::metrics()
+                .partitions_owned
+                .set(i64::try_from(owned).unwrap_or(i64::MAX));
         }
     }
 

@@ -1,5 +1,6 @@
 //! Face data in the store: sealed templates, consent receipts and snapshot frame hashes.
-//! Invariant: only sealed templates are stored (the photo never reaches the database);
+//! Invariant: only sealed templates are stored, and the enrolment photo only sealed and only
+//! when the profile keeps it;
 //! enrolment and withdrawal each write their template change, the learner's consent flag and
 //! the consent receipt in one transaction, so no partial state is left.
 
@@ -28,8 +29,24 @@ impl Store {
         sealed: &Sealed,
         models: &str,
         receipt: &ConsentReceipt,
+        photo: Option<&Sealed>,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM face_photos WHERE learner_id = $1")
+            .bind(&receipt.learner_id)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(p) = photo {
+            sqlx::query(
+                "INSERT INTO face_photos (learner_id, key_id, sealed, enrolled_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&receipt.learner_id)
+            .bind(&p.key_id)
+            .bind(&p.sealed)
+            .bind(receipt.at.0)
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query("DELETE FROM face_templates WHERE learner_id = $1")
             .bind(&receipt.learner_id)
             .execute(&mut *tx)
@@ -52,6 +69,10 @@ impl Store {
     /// Deletes a learner's template, clears the consent flag, records the withdrawal.
     pub async fn withdraw_face(&self, receipt: &ConsentReceipt) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM face_photos WHERE learner_id = $1")
+            .bind(&receipt.learner_id)
+            .execute(&mut *tx)
+            .await?;
         let deleted = sqlx::query("DELETE FROM face_templates WHERE learner_id = $1")
             .bind(&receipt.learner_id)
             .execute(&mut *tx)
@@ -64,6 +85,22 @@ impl Store {
         insert_receipt(&mut tx, receipt).await?;
         tx.commit().await?;
         Ok(deleted > 0)
+    }
+
+    /// A learner's sealed enrolment photo, when the profile kept it.
+    pub async fn face_photo(&self, learner_id: &str) -> Result<Option<Sealed>> {
+        let row = sqlx::query("SELECT key_id, sealed FROM face_photos WHERE learner_id = $1")
+            .bind(learner_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(Sealed {
+                key_id: r.try_get("key_id")?,
+                sealed: r.try_get("sealed")?,
+            })
+        })
+        .transpose()
+        .map_err(|e: sqlx::Error| StoreError::Corrupt(e.to_string()))
     }
 
     /// A learner's sealed template.

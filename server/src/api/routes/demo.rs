@@ -182,6 +182,7 @@ async fn start(
                         course_id: creds.course_id.clone(),
                         profile: None,
                         occupation: None,
+                        region: None,
                         planned_total_hours: 30,
                         planned_online_hours: 10,
                     },

@@ -166,3 +166,45 @@ pub async fn face_check(
         .await?;
     Ok(HttpResponse::Created().json(result))
 }
+
+/// Body limit for the frames of a liveness challenge (base64 inflates by a third).
+const MAX_LIVENESS_BODY: usize = 16 * 1024 * 1024;
+
+/// Asks for an active liveness challenge (R4): the server draws a random order of head poses
+/// and logs the challenge; the answer carries the steps to prompt, one frame each. Returns
+/// the challenge still open when there is one.
+#[utoipa::path(tag = "learner", security(("learner" = [])), params(("id" = String, Path)),
+    responses((status = 201, body = crate::app::liveness::LivenessChallenge), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[post("/sessions/{id}/liveness-challenges")]
+pub async fn liveness_challenge(
+    app: web::Data<App>,
+    learner: CallingLearner,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    learner.for_session(&id)?;
+    Ok(HttpResponse::Created().json(app.issue_liveness(&id).await?))
+}
+
+/// Answers an active liveness challenge with one camera frame per step, in step order. The
+/// result (every frame's scores, the model versions) is logged as a face check.
+#[utoipa::path(tag = "learner", security(("learner" = [])),
+    params(("id" = String, Path), ("nonce" = String, Path)),
+    request_body = crate::app::liveness::LivenessAnswer,
+    responses((status = 201, body = crate::app::liveness::LivenessResult), (status = 403, body = Problem),
+        (status = 409, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem),
+        (status = 503, body = Problem)))]
+#[post("/sessions/{id}/liveness-challenges/{nonce}")]
+pub async fn liveness_answer(
+    app: web::Data<App>,
+    learner: CallingLearner,
+    path: web::Path<(String, String)>,
+    body: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let (id, nonce) = path.into_inner();
+    learner.for_session(&id)?;
+    let body = crate::api::read_limited(body, MAX_LIVENESS_BODY).await?;
+    let answer: crate::app::liveness::LivenessAnswer = serde_json::from_slice(&body)
+        .map_err(|e| crate::api::error::ApiError::Malformed(e.to_string()))?;
+    Ok(HttpResponse::Created().json(app.answer_liveness(&id, &nonce, &answer).await?))
+}

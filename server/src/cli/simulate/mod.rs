@@ -294,7 +294,7 @@ impl Sim {
             ))
             .bearer_auth(&self.token)
             .header("content-type", "image/png")
-            .body(player::png(true))
+            .body(player::png(true, lid))
             .send()
             .await?;
         ensure!(r.status().as_u16() == 201, "face enrolment: {}", r.status());

@@ -71,9 +71,14 @@ pub(super) struct Player {
     clock_ms: i64,
 }
 
-pub(super) fn png(bright: bool) -> Vec<u8> {
+/// A synthetic image for the stand-in; `salt` makes each one a different picture (a camera
+/// never sends the same frame twice, and R6 treats a repeated picture as reuse).
+pub(super) fn png(bright: bool, salt: &str) -> Vec<u8> {
     let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
     v.extend(std::iter::repeat_n(if bright { 180u8 } else { 0u8 }, 512));
+    if bright {
+        v.extend(salt.bytes());
+    }
     v
 }
 
@@ -191,7 +196,10 @@ impl Player {
             .post(url)
             .bearer_auth(&self.token)
             .header("content-type", "image/png")
-            .body(png(bright))
+            .body(png(
+                bright,
+                &format!("{}{}", self.session_id, nonce.unwrap_or("start")),
+            ))
             .send()
             .await?;
         ensure!(

@@ -32,12 +32,14 @@ use super::rules::r1_no_fast_forward as r1;
 use super::rules::r2_single_window as r2;
 use super::rules::r3_popup_check as r3;
 use super::rules::r4_face_liveness::{self as r4, FaceState};
+use super::rules::r6_random_snapshots as r6;
 use super::rules::{not_applicable, result};
 use super::time::Millis;
 use super::verdict::{
     ChallengeOutcome, ChallengeRecord, EventRef, FaceCheckRecord, Finding, Reason, ReasonTotal,
     RuleId, SessionVerdict, SignalRecord, SnapshotRecord, Span,
 };
+use std::sync::Arc;
 
 /// What the fold needs to know besides the log: fixed when the session is created.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -77,7 +79,8 @@ pub struct Outstanding {
 /// The fold state of one session.
 #[derive(Debug, Clone)]
 pub struct SessionFold {
-    profile: Profile,
+    /// Shared by every fold of the same profile (a worker holds thousands of sessions).
+    profile: Arc<Profile>,
     ctx: SessionContext,
     /// `ctx.prior_coverage`, normalised.
     prior: Vec<[i64; 2]>,
@@ -121,7 +124,8 @@ pub struct SessionFold {
 }
 
 impl SessionFold {
-    pub fn new(profile: Profile, ctx: SessionContext) -> Self {
+    pub fn new(profile: impl Into<Arc<Profile>>, ctx: SessionContext) -> Self {
+        let profile = profile.into();
         let prior = r1::normalise(&ctx.prior_coverage, ctx.lesson_duration_ms);
         SessionFold {
             profile,
@@ -192,7 +196,7 @@ impl SessionFold {
 
     /// Sorts by [`Event::order_key`], drops duplicates, folds, and returns the verdict.
     pub fn replay(
-        profile: Profile,
+        profile: impl Into<Arc<Profile>>,
         ctx: SessionContext,
         events: impl IntoIterator<Item = Event>,
     ) -> SessionVerdict {
@@ -201,7 +205,7 @@ impl SessionFold {
 
     /// Like [`SessionFold::replay`] but returns the fold, so a worker can go on applying.
     pub fn refold(
-        profile: Profile,
+        profile: impl Into<Arc<Profile>>,
         ctx: SessionContext,
         events: impl IntoIterator<Item = Event>,
     ) -> SessionFold {
@@ -664,6 +668,10 @@ impl SessionFold {
         }
     }
     pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+    /// The shared profile (cheap to clone).
+    pub fn profile_shared(&self) -> &Arc<Profile> {
         &self.profile
     }
     pub fn context(&self) -> &SessionContext {

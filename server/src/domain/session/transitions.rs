@@ -56,6 +56,10 @@ impl SessionFold {
                             self.resolve(nonce, ChallengeOutcome::Missed, None);
                             self.face_failed(ev, format!("face re-check {nonce} expired"));
                         }
+                        ChallengeKind::Liveness => {
+                            self.resolve(nonce, ChallengeOutcome::Missed, None);
+                            self.face_failed(ev, format!("liveness challenge {nonce} expired"));
+                        }
                     }
                 }
             }
@@ -77,9 +81,14 @@ impl SessionFold {
                     liveness_permille: *liveness_permille,
                     detail: detail.clone(),
                 });
-                if let Some(n) = nonce
-                    && let Some(o) = self.take_outstanding_kind(n, ChallengeKind::FaceRecheck)
-                {
+                let answered = nonce.as_deref().and_then(|n| {
+                    self.take_outstanding_kind(n, ChallengeKind::FaceRecheck)
+                        .or_else(|| self.take_outstanding_kind(n, ChallengeKind::Liveness))
+                });
+                let active = answered
+                    .as_ref()
+                    .is_some_and(|o| o.kind == ChallengeKind::Liveness);
+                if let (Some(n), Some(o)) = (nonce, &answered) {
                     let ok = *passed && t < o.deadline;
                     let outcome = if ok {
                         ChallengeOutcome::Confirmed
@@ -88,7 +97,26 @@ impl SessionFold {
                     };
                     self.resolve(n, outcome, Some(t));
                 }
-                if *passed {
+                let needs_active = self
+                    .profile
+                    .face
+                    .active_challenge
+                    .as_ref()
+                    .is_some_and(|a| a.required);
+                if *passed && needs_active && !active && self.face == FaceState::Required {
+                    // The profile wants the first pass to be an active challenge: a plain
+                    // check is evidence but does not start credit (and is no failure).
+                    let detail = format!(
+                        "face check {check_id} passed, but this profile requires an active liveness challenge first"
+                    );
+                    self.find(
+                        RuleId::R4FaceLiveness,
+                        Reason::FaceCheckRequired,
+                        ev,
+                        detail,
+                        false,
+                    );
+                } else if *passed {
                     self.face = FaceState::Passed;
                     self.credit_since_face = 0;
                 } else {
@@ -103,12 +131,22 @@ impl SessionFold {
             } => match self.take_outstanding_kind(nonce, ChallengeKind::Snapshot) {
                 Some(o) if t < o.deadline => {
                     self.resolve(nonce, ChallengeOutcome::Confirmed, Some(t));
+                    let refusal = r6::refusal(analysis.as_ref());
+                    if let Some((code, why)) = &refusal {
+                        // A reused picture is a violation (flagged); an unusable one only
+                        // leaves its 课时 short of snapshots.
+                        let violates = *code == Reason::ReusedPicture;
+                        self.flagged |= violates;
+                        let detail = format!("snapshot {snapshot_id}: {why}");
+                        self.find(RuleId::R6RandomSnapshots, *code, ev, detail, violates);
+                    }
                     self.snapshots.push(SnapshotRecord {
                         snapshot_id: snapshot_id.clone(),
                         nonce: nonce.clone(),
                         at: t,
                         sha256: sha256.clone(),
                         analysis: analysis.clone(),
+                        not_counted: refusal.map(|(_, why)| why),
                     });
                 }
                 Some(_) => {

@@ -1,0 +1,217 @@
+//! The event log and the verdicts stored from it: server sequence numbers, batched appends
+//! (`batch`), the log in canonical order, and verdict writes fenced by the log's highest
+//! sequence numbers.
+
+use sqlx::Row;
+
+use super::{Result, Store, StoreError, batch, corrupt};
+use crate::domain::{Event, Millis, Origin, SessionVerdict};
+
+impl Store {
+    /// Reserves the next server sequence number of a session (atomic across processes).
+    pub(super) async fn next_server_seq_q(&self, session_id: &str) -> Result<u64> {
+        let row = sqlx::query(
+            "UPDATE sessions SET server_seq = server_seq + 1 WHERE id = $1 RETURNING server_seq",
+        )
+        .bind(session_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("no session {session_id}")))?;
+        u64::try_from(row.try_get::<i64, _>("server_seq")?).map_err(corrupt)
+    }
+
+    /// Appends events; already-stored `(session, origin, seq)` keys are ignored. One
+    /// transaction, a few multi-row statements (`batch::CHUNKS`).
+    pub(super) async fn append_events_q(&self, events: &[(String, Event)]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut rows = Vec::with_capacity(events.len());
+        for (sid, e) in events {
+            rows.push((
+                sid.as_str(),
+                origin_str(e.origin),
+                i64::try_from(e.seq).map_err(corrupt)?,
+                e.at.0,
+                serde_json::to_string(&e.body).map_err(corrupt)?,
+            ));
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut rest = rows.as_slice();
+        for n in batch::chunks(rows.len()) {
+            let (chunk, tail) = rest.split_at(n);
+            rest = tail;
+            let sql = batch::statement(self.backend(), "append_events", n, |n, p| {
+                format!(
+                    "INSERT INTO events (session_id, origin, seq, at, body_json) VALUES {} \
+                     ON CONFLICT (session_id, origin, seq) DO NOTHING",
+                    batch::placeholders(p, n, 5)
+                )
+            });
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (sid, origin, seq, at, body) in chunk {
+                q = q
+                    .bind(*sid)
+                    .bind(*origin)
+                    .bind(*seq)
+                    .bind(*at)
+                    .bind(body.as_str());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A session's log in canonical order.
+    pub(super) async fn events_q(&self, session_id: &str) -> Result<Vec<Event>> {
+        sqlx::query("SELECT origin, seq, at, body_json FROM events WHERE session_id = $1 ORDER BY at, origin DESC, seq")
+            .bind(session_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                let origin = match r.try_get::<String, _>("origin")?.as_str() {
+                    "server" => Origin::Server,
+                    "client" => Origin::Client,
+                    other => return Err(StoreError::Corrupt(format!("unknown origin {other}"))),
+                };
+                let body = serde_json::from_str(&r.try_get::<String, _>("body_json")?).map_err(corrupt)?;
+                Ok(Event {
+                    origin,
+                    seq: u64::try_from(r.try_get::<i64, _>("seq")?).map_err(corrupt)?,
+                    at: Millis(r.try_get("at")?),
+                    body,
+                })
+            })
+            .collect()
+    }
+
+    /// The highest stored client sequence number of a session (0 when none).
+    pub async fn last_client_seq(&self, session_id: &str) -> Result<u64> {
+        let row = sqlx::query(
+            "SELECT MAX(seq) AS m FROM events WHERE session_id = $1 AND origin = 'client'",
+        )
+        .bind(session_id)
+        .fetch_one(&self.pool)
+        .await?;
+        let m: Option<i64> = row.try_get("m")?;
+        u64::try_from(m.unwrap_or(0)).map_err(corrupt)
+    }
+
+    /// Persists verdicts fenced by the log: each `(verdict, client seq, server seq)` is written
+    /// only if those are still the highest stored sequence numbers of its session, i.e. the
+    /// fold it came from has seen the whole log. Returns the sessions whose verdict was stale
+    /// (another worker appended meanwhile: a lease race); the caller re-folds them from the
+    /// log. A stale fold can thus never overwrite a newer verdict.
+    pub(super) async fn save_verdicts_fenced_q(
+        &self,
+        verdicts: &[(&SessionVerdict, u64, u64)],
+        now: Millis,
+    ) -> Result<Vec<String>> {
+        let mut stale = Vec::new();
+        if verdicts.is_empty() {
+            return Ok(stale);
+        }
+        let mut rows = Vec::with_capacity(verdicts.len());
+        for (v, client_seq, server_seq) in verdicts {
+            rows.push((
+                *v,
+                serde_json::to_string(v).map_err(corrupt)?,
+                i64::try_from(*client_seq).map_err(corrupt)?,
+                i64::try_from(*server_seq).map_err(corrupt)?,
+            ));
+        }
+        let mut written = std::collections::HashSet::new();
+        let mut tx = self.pool.begin().await?;
+        let mut rest = rows.as_slice();
+        for n in batch::chunks(rows.len()) {
+            let (chunk, tail) = rest.split_at(n);
+            rest = tail;
+            // A row is written only where the fold's sequence numbers are still the log's
+            // highest; RETURNING names the rows written, the rest are stale.
+            let sql = batch::statement(self.backend(), "save_verdicts_fenced", n, |n, p| {
+                format!(
+                    "WITH v (session_id, verdict_json, credited_ms, ended, flagged, updated_at, cseq, sseq) AS (VALUES {}) \
+                     INSERT INTO session_verdicts (session_id, verdict_json, credited_ms, ended, flagged, updated_at) \
+                     SELECT v.session_id, v.verdict_json, v.credited_ms, v.ended, v.flagged, v.updated_at FROM v WHERE \
+                     (SELECT COALESCE(MAX(e.seq), 0) FROM events e WHERE e.session_id = v.session_id AND e.origin = 'client') = v.cseq AND \
+                     (SELECT COALESCE(MAX(e.seq), 0) FROM events e WHERE e.session_id = v.session_id AND e.origin = 'server') = v.sseq \
+                     ON CONFLICT (session_id) DO UPDATE SET \
+                     verdict_json = excluded.verdict_json, credited_ms = excluded.credited_ms, ended = excluded.ended, \
+                     flagged = excluded.flagged, updated_at = excluded.updated_at \
+                     RETURNING session_id",
+                    batch::placeholders(p, n, 8)
+                )
+            });
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (v, json, cseq, sseq) in chunk {
+                q = q
+                    .bind(v.session_id.as_str())
+                    .bind(json.as_str())
+                    .bind(v.credited_ms)
+                    .bind(i64::from(v.ended))
+                    .bind(i64::from(v.flagged_for_review))
+                    .bind(now.0)
+                    .bind(*cseq)
+                    .bind(*sseq);
+            }
+            for r in q.fetch_all(&mut *tx).await? {
+                written.insert(r.try_get::<String, _>("session_id")?);
+            }
+        }
+        for (v, ..) in &rows {
+            let sid = v.session_id.as_str();
+            if !written.contains(sid) {
+                stale.push(sid.to_owned());
+            } else if v.ended {
+                sqlx::query("UPDATE sessions SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL")
+                    .bind(sid)
+                    .bind(v.last_event_at.0)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(stale)
+    }
+
+    /// The stored verdict JSON of a session, exactly as persisted.
+    pub async fn verdict_json(&self, session_id: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT verdict_json FROM session_verdicts WHERE session_id = $1")
+            .bind(session_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            r.try_get::<String, _>("verdict_json")
+                .map_err(StoreError::from)
+        })
+        .transpose()
+    }
+}
+
+pub(super) async fn insert_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    session_id: &str,
+    e: &Event,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO events (session_id, origin, seq, at, body_json) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (session_id, origin, seq) DO NOTHING",
+    )
+    .bind(session_id)
+    .bind(origin_str(e.origin))
+    .bind(i64::try_from(e.seq).map_err(corrupt)?)
+    .bind(e.at.0)
+    .bind(serde_json::to_string(&e.body).map_err(corrupt)?)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn origin_str(o: Origin) -> &'static str {
+    match o {
+        Origin::Server => "server",
+        Origin::Client => "client",
+    }
+}

@@ -1,0 +1,131 @@
+//! The worker's batched writes on the pass's store (SQLite, or PostgreSQL on the second pass):
+//! one batch of events is cut into multi-row statements (256 + 32 + 4 + 1 rows) and must store
+//! every event exactly once, whatever the chunk boundaries, duplicates inside the batch and
+//! rows stored by an earlier batch; a batch of fenced verdicts writes exactly the verdicts whose
+//! sequence numbers are still the log's highest and names the others as stale.
+
+use proctor::domain::{Event, EventBody, Millis, Origin, SessionVerdict};
+
+fn signal(seq: u64) -> Event {
+    Event {
+        origin: Origin::Client,
+        seq,
+        at: Millis(1_000_000 + i64::try_from(seq).expect("small")),
+        body: EventBody::Signal {
+            name: "batch".into(),
+            detail: format!("event {seq}"),
+        },
+    }
+}
+
+fn last_seq(log: &[Event], origin: Origin) -> u64 {
+    log.iter()
+        .filter(|e| e.origin == origin)
+        .map(|e| e.seq)
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_events_are_stored_once_and_verdicts_fenced_per_row() {
+    let mut t = proctor_e2e::spawn_app(1.0).await;
+    let token = t.token().await;
+    let started = proctor_e2e::start_learners(&t, &token, 2).await;
+    let id = |s: &serde_json::Value| s["session_id"].as_str().expect("session id").to_owned();
+    let (a, b) = (id(&started[0]), id(&started[1]));
+    let store = &t.app.store;
+    // Let the worker store its first verdicts (on Redis, once it owns the partitions); nothing
+    // reaches these sessions through the bus afterwards, so it leaves them alone while the
+    // test writes to the store directly.
+    for i in 0.. {
+        let a_done = store.verdict_json(&a).await.expect("read").is_some();
+        if a_done && store.verdict_json(&b).await.expect("read").is_some() {
+            break;
+        }
+        assert!(i < 300, "the worker stored no first verdicts within 30 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // An earlier batch: 40 events of session a.
+    let first: Vec<(String, Event)> = (0..40).map(|i| (a.clone(), signal(10_000 + i))).collect();
+    store.append_events(&first).await.expect("first batch");
+    // 301 rows, both sessions interleaved: 40 of a's are stored already, one is repeated.
+    let mut batch = Vec::new();
+    for i in 0..150 {
+        batch.push((a.clone(), signal(10_000 + i)));
+        batch.push((b.clone(), signal(10_000 + i)));
+    }
+    batch.push((a.clone(), signal(10_005)));
+    assert_eq!(batch.len(), 301);
+    store.append_events(&batch).await.expect("second batch");
+
+    for sid in [&a, &b] {
+        let log = t.stored_events(sid).await;
+        let ours: Vec<&Event> = log.iter().filter(|e| e.seq >= 10_000).collect();
+        let seqs: Vec<u64> = ours.iter().map(|e| e.seq).collect();
+        assert_eq!(
+            seqs,
+            (10_000..10_150).collect::<Vec<_>>(),
+            "every event once, in order"
+        );
+        for e in ours {
+            assert_eq!(*e, signal(e.seq), "stored as sent");
+        }
+    }
+
+    // Fenced verdicts: b's fence is the log's head, a's is behind it (a stale fold).
+    let verdict = |sid: &str| {
+        let t = &t;
+        let sid = sid.to_owned();
+        async move {
+            let json = t
+                .app
+                .store
+                .verdict_json(&sid)
+                .await
+                .expect("verdict")
+                .expect("the worker stored a first verdict");
+            let mut v: SessionVerdict = serde_json::from_str(&json).expect("verdict json");
+            // A value no fold produces, to see which rows were written.
+            v.credited_ms = 987_654_321;
+            v
+        }
+    };
+    let (va, vb) = (verdict(&a).await, verdict(&b).await);
+    let (log_a, log_b) = (t.stored_events(&a).await, t.stored_events(&b).await);
+    let fences = [
+        (
+            &va,
+            last_seq(&log_a, Origin::Client) - 1,
+            last_seq(&log_a, Origin::Server),
+        ),
+        (
+            &vb,
+            last_seq(&log_b, Origin::Client),
+            last_seq(&log_b, Origin::Server),
+        ),
+    ];
+    let stale = store
+        .save_verdicts_fenced(&fences, Millis(2_000_000))
+        .await
+        .expect("save verdicts");
+    assert_eq!(stale, vec![a.clone()], "only a's fold was behind its log");
+    let stored = |sid: String| {
+        let t = &t;
+        async move {
+            let json = t.app.store.verdict_json(&sid).await.expect("read");
+            serde_json::from_str::<SessionVerdict>(&json.expect("stored")).expect("json")
+        }
+    };
+    assert_ne!(
+        stored(a.clone()).await.credited_ms,
+        987_654_321,
+        "a stale verdict is not written"
+    );
+    assert_eq!(
+        stored(b.clone()).await.credited_ms,
+        987_654_321,
+        "b's is written"
+    );
+    t.stop().await;
+}
