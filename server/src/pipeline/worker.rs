@@ -1,14 +1,18 @@
-//! A partition worker. Per batch: fold the events into the in-memory state → persist them
-//! (idempotent) → let the scheduler append server events (challenges, expiries, lease loss)
-//! → persist verdicts → push effects (and, on Redis, acknowledge). Invariants: nothing
-//! derived from an event (a server event, a verdict, an effect, an acknowledgement) leaves
-//! the worker before the event is stored, so a restart replays the store and reaches the
-//! same state; every server event gets its sequence
+//! A partition worker. Per batch: fold the events into the in-memory state (at once: the
+//! in-memory verdict) and hand them to the writer task → once they are stored, let the
+//! scheduler append server events (challenges, expiries, lease loss) → hand the verdicts that
+//! are due to the writer → once they are stored, push effects (and, on Redis, acknowledge
+//! the batch). The writer runs its jobs in order. Invariants: no verdict, effect or
+//! acknowledgement leaves the worker before the events it reflects are stored, so a restart
+//! replays the store (and the unacknowledged entries of the bus) and reaches the same state;
+//! a server event may be stored while client events folded before it are still being
+//! written, but those are unacknowledged until stored, so they reach the log too, and the
+//! fold orders the log by time, not by storage order; every server event gets its sequence
 //! number from the store's per-session counter; effects are pushed only after the verdict
 //! they reflect is stored. Random choices (when to challenge, nonces, pop-up codes) are made
 //! here, never in the domain, and are written to the log as events.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,8 +27,10 @@ use crate::app::{App, AppError};
 use crate::domain::schedule::{self, ChallengePlan};
 use crate::domain::{
     Applied, ChallengeKind, Event, EventBody, Millis, Origin, Profile, SessionContext, SessionFold,
-    TerminationReason,
+    SessionVerdict, TerminationReason,
 };
+use crate::model::SessionRecord;
+use futures_util::StreamExt;
 
 /// Per-session worker state. Not evidence: everything that decides credit is in the fold,
 /// which is rebuilt from the log when missing.
@@ -52,6 +58,85 @@ pub enum Source {
     Redis(RedisPartition),
 }
 
+/// What the worker's feed hands it next.
+#[derive(Debug)]
+enum Read {
+    /// Became the partition's owner: rebuild the state from the store.
+    Acquired,
+    /// Lost or gave up the partition: drop the in-memory state.
+    Lost,
+    /// Events, with the stream ids to acknowledge once they are stored (none in memory).
+    Events(Vec<String>, Vec<Delivery>),
+}
+
+/// The worker's side of its source. A Redis partition is read by its own task, which also
+/// acknowledges what the worker reports stored, so a read never waits on a store write.
+#[derive(Debug)]
+enum Feed {
+    Memory(mpsc::Receiver<Delivery>),
+    Redis(mpsc::Receiver<Read>),
+}
+
+impl Feed {
+    /// The next read; `None` when the source is finished. Cancel-safe.
+    async fn next(&mut self) -> Option<Read> {
+        match self {
+            Feed::Memory(rx) => {
+                let first = rx.recv().await?;
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(d) => batch.push(d),
+                        Err(_) => break,
+                    }
+                }
+                Some(Read::Events(Vec::new(), batch))
+            }
+            Feed::Redis(rx) => rx.recv().await,
+        }
+    }
+}
+
+/// A batch folded into the in-memory state and handed to the writer, not yet stored.
+#[derive(Debug)]
+struct InFlight {
+    rows: Arc<Vec<(String, Event)>>,
+    touched: BTreeSet<String>,
+    out_of_order: BTreeSet<String>,
+    /// Stream ids to acknowledge once the batch is stored.
+    ack: Vec<String>,
+}
+
+/// The writer's work, done strictly in order: a verdict job queued after an events job is
+/// stored after those events, so its fence (the log's highest sequence numbers) holds.
+#[derive(Debug)]
+enum Job {
+    Events(Arc<Vec<(String, Event)>>),
+    Verdicts { batch: Vec<Due>, now: Millis },
+}
+
+/// A verdict to store, with the fence it was computed at.
+#[derive(Debug)]
+struct Due {
+    verdict: SessionVerdict,
+    client_seq: u64,
+    server_seq: u64,
+    /// `Live::uncovered_since_us` when the verdict was computed.
+    uncovered_since_us: i64,
+}
+
+/// What the writer finished, in the order the jobs were queued.
+#[derive(Debug)]
+enum Done {
+    /// The oldest in-flight batch is stored.
+    Events,
+    /// A verdict job: what was stored, and the sessions whose fold was behind the log.
+    Verdicts {
+        stored: Vec<(SessionVerdict, i64)>,
+        stale: Vec<String>,
+    },
+}
+
 /// One partition's consumer.
 #[derive(Debug)]
 pub struct Worker {
@@ -66,9 +151,29 @@ pub struct Worker {
     /// ends), not once per batch.
     dirty: HashMap<String, std::time::Instant>,
     rng: StdRng,
+    /// Batches folded but not yet stored, oldest first.
+    in_flight: VecDeque<InFlight>,
+    in_flight_events: usize,
+    /// Verdict jobs queued and not yet done.
+    verdicts_in_flight: usize,
+    jobs: mpsc::UnboundedSender<Job>,
+    done: mpsc::UnboundedReceiver<Done>,
+    /// The writer's ends, until `run` starts it.
+    writer: Option<(mpsc::UnboundedReceiver<Job>, mpsc::UnboundedSender<Done>)>,
+    /// Where stored batches' stream ids go to be acknowledged (Redis).
+    ack: Option<mpsc::UnboundedSender<Vec<String>>>,
 }
 
 const MAX_BATCH: usize = 2048;
+
+/// Events folded ahead of the store at most; past this the worker waits for the writer.
+const MAX_IN_FLIGHT: usize = 16_384;
+
+/// Events the writer stores in one call at most, when batches queue up behind a write.
+const MAX_WRITE: usize = 8_192;
+
+/// The longest a Redis read blocks, so acknowledgements wait at most this long.
+const READ_WAIT: Duration = Duration::from_millis(100);
 
 /// How long a session's stored verdict may lag its fold (real time). The log is stored before
 /// anything is acknowledged, so a verdict that lags is recomputed from the log, never lost.
@@ -76,6 +181,8 @@ const VERDICT_EVERY: Duration = Duration::from_millis(200);
 
 impl Worker {
     pub fn new(app: Arc<App>, partition: usize, partitions: usize) -> Worker {
+        let (jobs, jobs_rx) = mpsc::unbounded_channel();
+        let (done_tx, done) = mpsc::unbounded_channel();
         Worker {
             app,
             partition,
@@ -84,17 +191,50 @@ impl Worker {
             profiles: HashMap::new(),
             dirty: HashMap::new(),
             rng: StdRng::from_os_rng(),
+            in_flight: VecDeque::new(),
+            in_flight_events: 0,
+            verdicts_in_flight: 0,
+            jobs,
+            done,
+            writer: Some((jobs_rx, done_tx)),
+            ack: None,
         }
     }
 
     /// Runs until `shutdown` flips to true. From the in-process bus it then drains what was
-    /// already accepted; from Redis it gives the partition back (unacknowledged entries stay
-    /// pending for the next owner).
-    pub async fn run(self, source: Source, shutdown: watch::Receiver<bool>) {
-        match source {
-            Source::Memory(rx) => self.run_memory(rx, shutdown).await,
-            Source::Redis(part) => self.run_redis(part, shutdown).await,
+    /// already accepted; from Redis it reads until the partition has nothing new, stores it,
+    /// and gives the partition back (unacknowledged entries stay pending for the next owner).
+    ///
+    /// The loop folds each batch as soon as it arrives (the in-memory verdict) and hands it
+    /// to the writer task; what derives from the batch (server events from the timers, the
+    /// verdict, pushes, the acknowledgement) waits until the writer reports it stored.
+    pub async fn run(mut self, source: Source, shutdown: watch::Receiver<bool>) {
+        if let Some((jobs, done)) = self.writer.take() {
+            tokio::spawn(write(self.app.clone(), jobs, done));
         }
+        let period = self.tick_period();
+        let (feed, reader) = match source {
+            Source::Memory(rx) => {
+                self.adopt_open_sessions().await;
+                (Feed::Memory(rx), None)
+            }
+            Source::Redis(part) => {
+                let (tx, rx) = mpsc::channel(2);
+                let (ack, acks) = mpsc::unbounded_channel();
+                self.ack = Some(ack);
+                let reader = tokio::spawn(read(part, tx, acks, shutdown.clone(), period));
+                (Feed::Redis(rx), Some(reader))
+            }
+        };
+        self.run_loop(feed, shutdown, period).await;
+        // The reader acknowledges what is left, then gives the partition back.
+        self.ack = None;
+        if let Some(reader) = reader
+            && let Err(e) = reader.await
+        {
+            tracing::error!(partition = self.partition, error = %e, "The partition reader failed.");
+        }
+        tracing::info!(partition = self.partition, "Worker stopped.");
     }
 
     /// Timers run on server time: one server second, but at least every 10 ms real.
@@ -104,128 +244,64 @@ impl Worker {
         Duration::from_millis(tick_ms as u64)
     }
 
-    async fn run_memory(
-        mut self,
-        mut rx: mpsc::Receiver<Delivery>,
+    async fn run_loop(
+        &mut self,
+        mut feed: Feed,
         mut shutdown: watch::Receiver<bool>,
+        period: Duration,
     ) {
-        self.adopt_open_sessions().await;
-        let mut tick = tokio::time::interval(self.tick_period());
+        let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stopping = false;
         loop {
+            let room = self.in_flight_events < MAX_IN_FLIGHT;
             tokio::select! {
                 biased;
-                _ = shutdown.changed() => break,
-                d = rx.recv() => match d {
-                    Some(d) => {
-                        let mut batch = vec![d];
-                        while batch.len() < MAX_BATCH {
-                            match rx.try_recv() {
-                                Ok(d) => batch.push(d),
-                                Err(_) => break,
-                            }
-                        }
-                        self.process(batch).await;
+                Some(done) = self.done.recv() => self.on_done(done).await,
+                _ = shutdown.changed(), if !stopping => {
+                    stopping = true;
+                    // Drain: everything a gateway accepted before the bus closed is folded
+                    // and stored. (A Redis reader drains its partition by itself.)
+                    if let Feed::Memory(rx) = &mut feed {
+                        rx.close();
+                    }
+                }
+                r = feed.next(), if room => match r {
+                    Some(Read::Events(ids, batch)) => self.fold_batch(ids, batch).await,
+                    Some(Read::Acquired) => {
+                        tracing::info!(partition = self.partition, "Took ownership of a partition.");
+                        self.settle().await;
+                        self.live.clear();
+                        self.dirty.clear();
+                        self.adopt_open_sessions().await;
+                    }
+                    Some(Read::Lost) => {
+                        tracing::info!(partition = self.partition, "Gave up or lost a partition.");
+                        self.settle().await;
+                        self.live.clear();
+                        self.dirty.clear();
                     }
                     None => break,
                 },
-                _ = tick.tick() => self.on_tick().await,
+                _ = tick.tick(), if !stopping => self.on_tick().await,
+                // The writer is gone while the worker waits on it: nothing more can be stored.
+                else => break,
             }
         }
-        // Drain: everything a gateway accepted before the bus closed is folded and stored.
-        rx.close();
-        let mut batch = Vec::new();
-        while let Some(d) = rx.recv().await {
-            batch.push(d);
-        }
-        let n = batch.len();
-        if n > 0 {
-            self.process(batch).await;
-        }
+        self.settle().await;
         let now = self.app.now();
-        self.flush(true, now).await;
-        tracing::info!(
-            partition = self.partition,
-            drained = n,
-            "Worker stopped after draining its partition."
-        );
+        self.flush(true, now);
+        self.settle().await;
     }
 
-    async fn run_redis(mut self, mut part: RedisPartition, mut shutdown: watch::Receiver<bool>) {
-        let period = self.tick_period();
-        let mut last_tick = tokio::time::Instant::now();
-        // After the shutdown signal the gateway has stopped publishing: keep reading until the
-        // partition has nothing new, so what this process accepted is stored before it exits.
-        let mut draining = false;
-        loop {
-            let batch = if draining {
-                part.next_batch(MAX_BATCH, Duration::from_millis(50)).await
-            } else {
-                tokio::select! {
-                    biased;
-                    _ = shutdown.changed() => {
-                        // The read in flight was dropped; what it was handed is pending.
-                        part.recover_pending();
-                        draining = true;
-                        continue;
-                    }
-                    b = part.next_batch(MAX_BATCH, period) => b,
-                }
-            };
-            match batch {
-                Ok(Batch::NotOwner) | Ok(Batch::Lost) if draining => break,
-                Ok(Batch::NotOwner) => {}
-                Ok(Batch::Acquired) => {
-                    tracing::info!(partition = self.partition, "Took ownership of a partition.");
-                    self.live.clear();
-                    self.dirty.clear();
-                    self.adopt_open_sessions().await;
-                }
-                Ok(Batch::Lost) => {
-                    tracing::info!(partition = self.partition, "Gave up or lost a partition.");
-                    self.live.clear();
-                    self.dirty.clear();
-                }
-                Ok(Batch::Events(entries)) => {
-                    if entries.is_empty() && draining {
-                        break;
-                    }
-                    let ids: Vec<String> = entries.iter().map(|(id, _)| id.clone()).collect();
-                    let batch: Vec<Delivery> = entries.into_iter().filter_map(|(_, d)| d).collect();
-                    if !batch.is_empty() {
-                        self.process(batch).await;
-                    }
-                    // Acknowledge only now: the events and verdicts are stored.
-                    let mut delay = Duration::from_millis(50);
-                    while let Err(e) = part.ack(&ids).await {
-                        tracing::warn!(error = %e, "Failed to acknowledge stream entries; retrying.");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(2));
-                        if draining {
-                            break;
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(partition = self.partition, error = %e, "Failed to read the partition stream; retrying.");
-                    if draining {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-            }
-            if !draining && last_tick.elapsed() >= period {
-                last_tick = tokio::time::Instant::now();
-                self.on_tick().await;
+    /// Waits until the writer has stored everything handed to it, and handles what follows.
+    async fn settle(&mut self) {
+        while !self.in_flight.is_empty() || self.verdicts_in_flight > 0 {
+            match self.done.recv().await {
+                Some(done) => self.on_done(done).await,
+                None => break,
             }
         }
-        let now = self.app.now();
-        self.flush(true, now).await;
-        part.release().await;
-        tracing::info!(
-            partition = self.partition,
-            "Worker stopped and gave its partition back."
-        );
     }
 
     /// Loads sessions that were open at start-up, so their timers (deadlines, lease expiry)
@@ -234,49 +310,97 @@ impl Worker {
         match self.app.store.open_sessions().await {
             Ok(open) => {
                 let (mine, of) = (self.partition, self.partitions);
+                let ids: Vec<String> = open
+                    .into_iter()
+                    .filter(|s| partition_of(&s.id, of) == mine)
+                    .map(|s| s.id)
+                    .collect();
+                self.load_many(ids.clone()).await;
+                // A previous owner may have died with these verdicts behind the log.
                 let at = std::time::Instant::now();
-                for s in open.into_iter().filter(|s| partition_of(&s.id, of) == mine) {
-                    match self.load(&s.id).await {
-                        // A previous owner may have died with this verdict behind the log.
-                        Ok(()) => {
-                            self.dirty.insert(s.id.clone(), at);
-                        }
-                        Err(e) => {
-                            tracing::warn!(session = %s.id, error = %e, "Failed to adopt an open session.");
-                        }
-                    }
+                for sid in ids.into_iter().filter(|s| self.live.contains_key(s)) {
+                    self.dirty.insert(sid, at);
                 }
             }
             Err(e) => tracing::warn!(error = %e, "Failed to list open sessions at start-up."),
         }
     }
 
-    /// Builds a session's fold from its stored log.
+    /// Builds a session's fold from its stored log (and the batches still in flight).
     async fn load(&mut self, session_id: &str) -> Result<(), AppError> {
-        let (rec, ctx) = self
-            .app
-            .store
-            .session(session_id)
-            .await?
-            .ok_or(AppError::NotFound("session"))?;
-        let ctx: SessionContext =
-            serde_json::from_str(&ctx).map_err(|e| AppError::Internal(e.to_string()))?;
-        let key = rec.profile.to_string();
-        let profile = match self.profiles.get(&key) {
-            Some(p) => p.clone(),
-            None => {
-                let p = Arc::new(
-                    Profile::find(&rec.profile).map_err(|e| AppError::Internal(e.to_string()))?,
-                );
-                self.profiles.insert(key, p.clone());
-                p
+        let extra = self.in_flight_events_of(session_id);
+        let fetched = fetch(&self.app, &self.profiles, session_id, extra).await?;
+        self.install(fetched);
+        Ok(())
+    }
+
+    /// Loads sessions that are not live yet, several at a time (each is a few store reads),
+    /// waiting out a store outage like `load_retrying`. A session that cannot be loaded is
+    /// logged and stays out.
+    async fn load_many(&mut self, ids: Vec<String>) {
+        if ids.is_empty() {
+            return;
+        }
+        let work: Vec<(String, Vec<Event>)> = ids
+            .into_iter()
+            .map(|sid| {
+                let extra = self.in_flight_events_of(&sid);
+                (sid, extra)
+            })
+            .collect();
+        let (app, profiles) = (&self.app, &self.profiles);
+        let fetched: Vec<(String, Result<Fetched, AppError>)> =
+            futures_util::stream::iter(work.into_iter().map(|(sid, extra)| async move {
+                let mut delay = Duration::from_millis(50);
+                loop {
+                    match fetch(app, profiles, &sid, extra.clone()).await {
+                        Err(AppError::Unavailable { .. }) => {
+                            tracing::warn!(session = %sid, "The store is unavailable; retrying the session's load.");
+                            tokio::time::sleep(delay).await;
+                            delay = (delay * 2).min(Duration::from_secs(2));
+                        }
+                        other => return (sid, other),
+                    }
+                }
+            }))
+            .buffer_unordered(LOAD_CONCURRENCY)
+            .collect()
+            .await;
+        for (sid, r) in fetched {
+            match r {
+                Ok(f) => self.install(f),
+                Err(e) => {
+                    tracing::warn!(session = %sid, error = %e, "Failed to load a session; its events are stored, not folded.");
+                }
             }
-        };
-        let events = self.app.store.events(session_id).await?;
-        let platform = match self.app.store.platform(&rec.platform_id).await {
-            Ok(Some(p)) => p.name,
-            Ok(None) | Err(_) => "unknown".to_owned(),
-        };
+        }
+    }
+
+    /// The events of the batches the writer has not stored yet, for one session.
+    fn in_flight_events_of(&self, session_id: &str) -> Vec<Event> {
+        self.in_flight
+            .iter()
+            .flat_map(|f| f.rows.iter())
+            .filter(|(s, _)| s == session_id)
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+
+    /// Folds what `fetch` read and makes the session live.
+    fn install(&mut self, f: Fetched) {
+        let Fetched {
+            session_id,
+            rec,
+            ctx,
+            profile,
+            events,
+            platform,
+            credited_before,
+            snapshots_in_hour,
+        } = f;
+        self.profiles
+            .entry(rec.profile.to_string())
+            .or_insert_with(|| profile.clone());
         let t = std::time::Instant::now();
         let fold = SessionFold::refold(profile.clone(), ctx, events);
         crate::metrics::metrics()
@@ -286,8 +410,6 @@ impl Worker {
         let findings_seen = count_findings(&fold);
         // Snapshot points continue the enrolment's 课时 grid, so a 课时 that spans sessions
         // still gets its snapshots.
-        let (credited_before, snapshots_in_hour) =
-            self.app.enrolment_progress(&rec, &profile).await?;
         let plan = ChallengePlan::draw_continuing(
             &profile,
             credited_before,
@@ -297,7 +419,7 @@ impl Worker {
         let last_client_at = fold.last_event_at();
         let v = fold.verdict();
         self.live.insert(
-            session_id.to_owned(),
+            session_id,
             Live {
                 fold,
                 plan,
@@ -314,7 +436,6 @@ impl Worker {
                 uncovered_since_us: 0,
             },
         );
-        Ok(())
     }
 
     /// `load`, waiting out a store outage: the batch is not acknowledged until its sessions
@@ -352,25 +473,26 @@ impl Worker {
         Ok(())
     }
 
-    async fn process(&mut self, batch: Vec<Delivery>) {
+    /// Folds a batch into the in-memory state at once (the `fold` latency) and hands it to
+    /// the writer. Nothing derived from it leaves the worker until the writer reports it
+    /// stored (`on_done`), so a crash in between loses nothing that a replay of the store
+    /// and the bus would not rebuild.
+    async fn fold_batch(&mut self, ack: Vec<String>, batch: Vec<Delivery>) {
         let m = crate::metrics::metrics();
-        // Fold first: the in-memory state is current as soon as the batch arrives (the
-        // `fold` latency). Nothing derived from it leaves the worker (server events, verdicts,
-        // pushes, acknowledgements) before the batch is stored below, so a crash in between
-        // loses nothing that a replay of the store would not rebuild.
         let mut fold_time = Duration::ZERO;
         let fold_latency = m.event_latency.with_label_values(&["fold"]);
         let mut touched = BTreeSet::new();
         let mut out_of_order = BTreeSet::new();
+        // A session loaded now reads the log and the batches still in flight, without this
+        // one; its events are applied on top (duplicates are ignored by the fold).
+        let mut unknown: Vec<String> = Vec::new();
         for d in &batch {
-            // A session loaded now reads the log without this batch; the batch's events are
-            // then applied on top (and duplicates of stored ones are ignored by the fold).
-            if !self.live.contains_key(&d.session_id)
-                && let Err(e) = self.load_retrying(&d.session_id).await
-            {
-                tracing::warn!(session = %d.session_id, error = %e, "Failed to load a session; its event is stored, not folded.");
-                continue;
+            if !self.live.contains_key(&d.session_id) && !unknown.contains(&d.session_id) {
+                unknown.push(d.session_id.clone());
             }
+        }
+        self.load_many(unknown).await;
+        for d in &batch {
             let Some(live) = self.live.get_mut(&d.session_id) else {
                 continue;
             };
@@ -395,30 +517,75 @@ impl Worker {
         m.fold_duration
             .with_label_values(&["apply"])
             .observe(fold_time.as_secs_f64());
-        let rows: Vec<(String, Event)> =
-            batch.into_iter().map(|d| (d.session_id, d.event)).collect();
-        // Persist. A store outage holds the batch here (retrying) rather than dropping it: the
-        // bus's bounded channels then push back on the gateways.
-        let mut delay = Duration::from_millis(50);
-        while let Err(e) = self.app.store.append_events(&rows).await {
-            tracing::warn!(error = %e, batch = rows.len(), "Failed to store events; retrying.");
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(2));
+        let rows: Arc<Vec<(String, Event)>> =
+            Arc::new(batch.into_iter().map(|d| (d.session_id, d.event)).collect());
+        self.in_flight_events += rows.len();
+        self.in_flight.push_back(InFlight {
+            rows: rows.clone(),
+            touched,
+            out_of_order,
+            ack,
+        });
+        if self.jobs.send(Job::Events(rows)).is_err() {
+            tracing::error!(
+                partition = self.partition,
+                "The store writer is gone; events stay unacknowledged."
+            );
         }
-        m.events_persisted.inc_by(rows.len() as u64);
-        // An event older than its session's folded state is folded again from the log, which
-        // holds it now.
-        for sid in &out_of_order {
-            if let Err(e) = self.refold(sid).await {
-                tracing::warn!(session = %sid, error = %e, "Failed to re-fold a session.");
+    }
+
+    /// What follows a finished write: for stored events, the re-folds, timers, verdicts and
+    /// acknowledgement; for stored verdicts, the pushes.
+    async fn on_done(&mut self, done: Done) {
+        match done {
+            Done::Events => {
+                let Some(f) = self.in_flight.pop_front() else {
+                    return;
+                };
+                self.in_flight_events -= f.rows.len();
+                // An event older than its session's folded state is folded again from the
+                // log, which holds it now.
+                for sid in &f.out_of_order {
+                    if let Err(e) = self.refold(sid).await {
+                        tracing::warn!(session = %sid, error = %e, "Failed to re-fold a session.");
+                    }
+                }
+                let now = self.app.now();
+                for sid in &f.touched {
+                    self.run_timers(sid, now).await;
+                }
+                self.mark_dirty(f.touched);
+                self.flush(false, now);
+                if !f.ack.is_empty()
+                    && let Some(ack) = &self.ack
+                    && ack.send(f.ack).is_err()
+                {
+                    tracing::warn!(
+                        partition = self.partition,
+                        "The partition reader is gone; stored events stay pending."
+                    );
+                }
+            }
+            Done::Verdicts { stored, stale } => {
+                self.verdicts_in_flight = self.verdicts_in_flight.saturating_sub(1);
+                if !stale.is_empty() {
+                    tracing::info!(
+                        sessions = stale.len(),
+                        "Verdicts behind the log (another worker appended); re-folding them."
+                    );
+                    let due = std::time::Instant::now()
+                        .checked_sub(VERDICT_EVERY)
+                        .unwrap_or_else(std::time::Instant::now);
+                    for sid in stale {
+                        if let Err(e) = self.refold(&sid).await {
+                            tracing::warn!(session = %sid, error = %e, "Failed to re-fold a session.");
+                        }
+                        self.dirty.insert(sid, due);
+                    }
+                }
+                self.push_effects(stored).await;
             }
         }
-        let now = self.app.now();
-        for sid in &touched {
-            self.run_timers(sid, now).await;
-        }
-        self.mark_dirty(touched);
-        self.flush(false, now).await;
     }
 
     async fn on_tick(&mut self) {
@@ -431,7 +598,7 @@ impl Worker {
             }
         }
         self.mark_dirty(touched);
-        self.flush(false, now).await;
+        self.flush(false, now);
     }
 
     fn mark_dirty(&mut self, touched: BTreeSet<String>) {
@@ -441,9 +608,10 @@ impl Worker {
         }
     }
 
-    /// Stores (and pushes) the verdicts that are due: sessions that ended, or whose stored
-    /// verdict has lagged for `VERDICT_EVERY`; every dirty one when `all`.
-    async fn flush(&mut self, all: bool, now: Millis) {
+    /// Hands the verdicts that are due to the writer: sessions that ended, or whose stored
+    /// verdict has lagged for `VERDICT_EVERY`; every dirty one when `all`. The writer stores
+    /// them after every batch already folded into them; `on_done` pushes their effects.
+    fn flush(&mut self, all: bool, now: Millis) {
         if self.dirty.is_empty() {
             return;
         }
@@ -456,10 +624,29 @@ impl Worker {
             })
             .map(|(sid, _)| sid.clone())
             .collect();
+        let mut batch = Vec::with_capacity(due.len());
         for sid in &due {
             self.dirty.remove(sid);
+            if let Some(live) = self.live.get_mut(sid) {
+                batch.push(Due {
+                    verdict: live.fold.verdict(),
+                    client_seq: live.fold.last_seq(Origin::Client),
+                    server_seq: live.fold.last_seq(Origin::Server),
+                    uncovered_since_us: std::mem::take(&mut live.uncovered_since_us),
+                });
+            }
         }
-        self.persist_and_push(&due, now).await;
+        if batch.is_empty() {
+            return;
+        }
+        self.verdicts_in_flight += 1;
+        if self.jobs.send(Job::Verdicts { batch, now }).is_err() {
+            self.verdicts_in_flight -= 1;
+            tracing::error!(
+                partition = self.partition,
+                "The store writer is gone; verdicts are not stored."
+            );
+        }
     }
 
     /// Appends whatever the timers call for now. Returns whether anything was appended.
@@ -618,71 +805,19 @@ impl Worker {
         true
     }
 
-    async fn persist_and_push(&mut self, touched: &BTreeSet<String>, now: Millis) {
-        if touched.is_empty() {
-            return;
-        }
-        let mut pending: Vec<String> = touched.iter().cloned().collect();
-        let mut verdicts = Vec::with_capacity(pending.len());
-        // A verdict is stored only if its fold saw the whole log (fenced by the log's highest
-        // sequence numbers). A fold that missed events another worker appended (two workers
-        // briefly owning a partition) is rebuilt from the log and tried again.
-        for _attempt in 0..5 {
-            let batch: Vec<_> = pending
-                .iter()
-                .filter_map(|s| self.live.get(s))
-                .map(|l| {
-                    (
-                        l.fold.verdict(),
-                        l.fold.last_seq(Origin::Client),
-                        l.fold.last_seq(Origin::Server),
-                    )
-                })
-                .collect();
-            let refs: Vec<_> = batch.iter().map(|(v, c, s)| (v, *c, *s)).collect();
-            let mut delay = Duration::from_millis(50);
-            let stale = loop {
-                match self.app.store.save_verdicts_fenced(&refs, now).await {
-                    Ok(stale) => break stale,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "Failed to store verdicts; retrying.");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(2));
-                    }
-                }
-            };
-            verdicts.extend(
-                batch
-                    .into_iter()
-                    .map(|(v, _, _)| v)
-                    .filter(|v| !stale.iter().any(|s| s == v.session_id.as_str())),
-            );
-            if stale.is_empty() {
-                break;
-            }
-            tracing::info!(
-                sessions = stale.len(),
-                "Verdicts behind the log (another worker appended); re-folding them."
-            );
-            for sid in &stale {
-                if let Err(e) = self.refold(sid).await {
-                    tracing::warn!(session = %sid, error = %e, "Failed to re-fold a session.");
-                }
-            }
-            pending = stale;
-        }
-        for v in verdicts {
+    /// Pushes what stored verdicts changed: credit, new warnings, and the end of a session.
+    async fn push_effects(&mut self, stored: Vec<(SessionVerdict, i64)>) {
+        for (v, uncovered_since_us) in stored {
             let sid = v.session_id.as_str().to_owned();
             let Some(live) = self.live.get_mut(&sid) else {
                 continue;
             };
-            if live.uncovered_since_us > 0 {
+            if uncovered_since_us > 0 {
                 #[allow(clippy::cast_precision_loss)]
                 crate::metrics::metrics()
                     .event_latency
                     .with_label_values(&["verdict"])
-                    .observe((wall_us() - live.uncovered_since_us).max(0) as f64 / 1e6);
-                live.uncovered_since_us = 0;
+                    .observe((wall_us() - uncovered_since_us).max(0) as f64 / 1e6);
             }
             let credit = (
                 v.credited_ms,
@@ -749,4 +884,228 @@ impl Worker {
 
 fn count_findings(fold: &SessionFold) -> usize {
     fold.verdict().rules.iter().map(|r| r.findings.len()).sum()
+}
+
+/// The store writer: runs the jobs in order, retrying through a store outage (the worker
+/// then stops reading once `MAX_IN_FLIGHT` events wait, and the bus pushes back on the
+/// gateways). Events batches queued behind a write are stored together.
+async fn write(
+    app: Arc<App>,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    done: mpsc::UnboundedSender<Done>,
+) {
+    let mut next: Option<Job> = None;
+    loop {
+        let job = match next.take() {
+            Some(job) => job,
+            None => match jobs.recv().await {
+                Some(job) => job,
+                None => return,
+            },
+        };
+        match job {
+            Job::Events(first) => {
+                let mut n = first.len();
+                let mut parts = vec![first];
+                while n < MAX_WRITE {
+                    match jobs.try_recv() {
+                        Ok(Job::Events(rows)) => {
+                            n += rows.len();
+                            parts.push(rows);
+                        }
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let merged: Vec<(String, Event)>;
+                let rows: &[(String, Event)] = match parts.as_slice() {
+                    [one] => one,
+                    _ => {
+                        merged = parts.iter().flat_map(|p| p.iter().cloned()).collect();
+                        &merged
+                    }
+                };
+                if !rows.is_empty() {
+                    let mut delay = Duration::from_millis(50);
+                    while let Err(e) = app.store.append_events(rows).await {
+                        tracing::warn!(error = %e, batch = rows.len(), "Failed to store events; retrying.");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(2));
+                    }
+                    crate::metrics::metrics()
+                        .events_persisted
+                        .inc_by(rows.len() as u64);
+                }
+                for _ in &parts {
+                    if done.send(Done::Events).is_err() {
+                        return;
+                    }
+                }
+            }
+            Job::Verdicts { batch, now } => {
+                let refs: Vec<_> = batch
+                    .iter()
+                    .map(|d| (&d.verdict, d.client_seq, d.server_seq))
+                    .collect();
+                let mut delay = Duration::from_millis(50);
+                let stale = loop {
+                    match app.store.save_verdicts_fenced(&refs, now).await {
+                        Ok(stale) => break stale,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "Failed to store verdicts; retrying.");
+                            tokio::time::sleep(delay).await;
+                            delay = (delay * 2).min(Duration::from_secs(2));
+                        }
+                    }
+                };
+                drop(refs);
+                let stored = batch
+                    .into_iter()
+                    .filter(|d| !stale.iter().any(|s| s == d.verdict.session_id.as_str()))
+                    .map(|d| (d.verdict, d.uncovered_since_us))
+                    .collect();
+                if done.send(Done::Verdicts { stored, stale }).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Reads a Redis partition for its worker: ownership changes and batches, in order, at most
+/// two batches ahead; acknowledges what the worker reports stored. On shutdown it reads
+/// until the partition has nothing new, acknowledges what the worker then stores, and gives
+/// the partition back.
+async fn read(
+    mut part: RedisPartition,
+    tx: mpsc::Sender<Read>,
+    mut acks: mpsc::UnboundedReceiver<Vec<String>>,
+    mut shutdown: watch::Receiver<bool>,
+    period: Duration,
+) {
+    let mut draining = false;
+    loop {
+        while let Ok(ids) = acks.try_recv() {
+            ack(&mut part, &ids, draining).await;
+        }
+        let batch = if draining {
+            part.next_batch(MAX_BATCH, Duration::from_millis(50)).await
+        } else {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => {
+                    // The read in flight was dropped; what it was handed is pending.
+                    part.recover_pending();
+                    draining = true;
+                    continue;
+                }
+                b = part.next_batch(MAX_BATCH, period.min(READ_WAIT)) => b,
+            }
+        };
+        let read = match batch {
+            Ok(Batch::NotOwner) | Ok(Batch::Lost) if draining => break,
+            Ok(Batch::NotOwner) => continue,
+            Ok(Batch::Acquired) => Read::Acquired,
+            Ok(Batch::Lost) => Read::Lost,
+            Ok(Batch::Events(entries)) => {
+                if entries.is_empty() {
+                    if draining {
+                        break;
+                    }
+                    continue;
+                }
+                let ids: Vec<String> = entries.iter().map(|(id, _)| id.clone()).collect();
+                Read::Events(ids, entries.into_iter().filter_map(|(_, d)| d).collect())
+            }
+            Err(e) => {
+                tracing::warn!(partition = part.partition(), error = %e, "Failed to read the partition stream; retrying.");
+                if draining {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
+        };
+        if tx.send(read).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    while let Some(ids) = acks.recv().await {
+        ack(&mut part, &ids, true).await;
+    }
+    part.release().await;
+}
+
+/// Acknowledges stored entries, retrying a failure (once more when `draining`: pending
+/// entries are reclaimed by the next owner anyway).
+async fn ack(part: &mut RedisPartition, ids: &[String], draining: bool) {
+    let mut delay = Duration::from_millis(50);
+    while let Err(e) = part.ack(ids).await {
+        tracing::warn!(error = %e, "Failed to acknowledge stream entries; retrying.");
+        if draining {
+            break;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// How many sessions `load_many` reads at once.
+const LOAD_CONCURRENCY: usize = 16;
+
+/// What loading a session reads from the store.
+#[derive(Debug)]
+struct Fetched {
+    session_id: String,
+    rec: SessionRecord,
+    ctx: SessionContext,
+    profile: Arc<Profile>,
+    /// The log, and `extra` (events not stored yet).
+    events: Vec<Event>,
+    platform: String,
+    credited_before: i64,
+    snapshots_in_hour: u32,
+}
+
+/// Reads what a session's fold is built from; `extra` are its events still in flight.
+async fn fetch(
+    app: &App,
+    profiles: &HashMap<String, Arc<Profile>>,
+    session_id: &str,
+    extra: Vec<Event>,
+) -> Result<Fetched, AppError> {
+    let (rec, ctx) = app
+        .store
+        .session(session_id)
+        .await?
+        .ok_or(AppError::NotFound("session"))?;
+    let ctx: SessionContext =
+        serde_json::from_str(&ctx).map_err(|e| AppError::Internal(e.to_string()))?;
+    let profile = match profiles.get(&rec.profile.to_string()) {
+        Some(p) => p.clone(),
+        None => {
+            Arc::new(Profile::find(&rec.profile).map_err(|e| AppError::Internal(e.to_string()))?)
+        }
+    };
+    let mut events = app.store.events(session_id).await?;
+    events.extend(extra);
+    let platform = match app.store.platform(&rec.platform_id).await {
+        Ok(Some(p)) => p.name,
+        Ok(None) | Err(_) => "unknown".to_owned(),
+    };
+    let (credited_before, snapshots_in_hour) = app.enrolment_progress(&rec, &profile).await?;
+    Ok(Fetched {
+        session_id: session_id.to_owned(),
+        rec,
+        ctx,
+        profile,
+        events,
+        platform,
+        credited_before,
+        snapshots_in_hour,
+    })
 }
