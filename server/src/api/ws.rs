@@ -351,7 +351,7 @@ impl Connection {
                 },
                 out = outbound.recv() => match out {
                     Some(Outbound::Msg(m)) => {
-                        if let ServerMsg::Challenge(c) = &m {
+                        if let ServerMsg::Challenge(c) = &*m {
                             self.nonces.insert(c.nonce.clone(), (c.kind, c.deadline));
                         }
                         if send(&mut session, &m).await.is_err() { break; }

@@ -15,7 +15,9 @@ use crate::domain::Millis;
 /// What a socket task is told to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outbound {
-    Msg(ServerMsg),
+    /// Boxed: the enum sits in every socket's channel block (32 slots), so its size is
+    /// per-connection memory.
+    Msg(Box<ServerMsg>),
     Close(u16, String),
 }
 

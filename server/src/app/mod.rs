@@ -87,7 +87,7 @@ impl App {
 
     /// Sends a message to a learner's socket, wherever it is connected.
     pub async fn push(&self, session: &str, msg: ServerMsg) {
-        self.effect(session, Outbound::Msg(msg)).await;
+        self.effect(session, Outbound::Msg(Box::new(msg))).await;
     }
 
     /// Closes a learner's socket, wherever it is connected.
@@ -102,7 +102,7 @@ impl App {
             return;
         };
         let (msg, close) = match out {
-            Outbound::Msg(m) => (Some(m), None),
+            Outbound::Msg(m) => (Some(*m), None),
             Outbound::Close(code, why) => (None, Some((code, why))),
         };
         let env = crate::adapters::redis::effects::Envelope {

@@ -25,7 +25,7 @@ pub struct Envelope {
 impl Envelope {
     pub fn outbound(self) -> Option<Outbound> {
         match (self.msg, self.close) {
-            (Some(m), _) => Some(Outbound::Msg(m)),
+            (Some(m), _) => Some(Outbound::Msg(Box::new(m))),
             (None, Some((code, why))) => Some(Outbound::Close(code, why)),
             (None, None) => None,
         }
@@ -115,7 +115,7 @@ mod tests {
             let back: Envelope =
                 serde_json::from_str(&serde_json::to_string(&env).expect("encode"))
                     .expect("decode");
-            assert_eq!(back.outbound(), Some(Outbound::Msg(m)));
+            assert_eq!(back.outbound(), Some(Outbound::Msg(Box::new(m))));
         }
         let close = Envelope {
             session: "s".into(),
