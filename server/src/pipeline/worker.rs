@@ -172,6 +172,10 @@ const MAX_IN_FLIGHT: usize = 16_384;
 /// Events the writer stores in one call at most, when batches queue up behind a write.
 const MAX_WRITE: usize = 8_192;
 
+/// How long the writer holds a batch of fewer than `LINGER_BELOW` events for others to join.
+const LINGER: Duration = Duration::from_millis(5);
+const LINGER_BELOW: usize = 1_024;
+
 /// The longest a Redis read blocks, so acknowledgements wait at most this long.
 const READ_WAIT: Duration = Duration::from_millis(100);
 
@@ -555,7 +559,11 @@ impl Worker {
                     self.run_timers(sid, now).await;
                 }
                 self.mark_dirty(f.touched);
-                self.flush(false, now);
+                // When more stored batches are already reported, the last of them hands over
+                // the due verdicts: fewer, larger verdict writes.
+                if self.done.is_empty() {
+                    self.flush(false, now);
+                }
                 if !f.ack.is_empty()
                     && let Some(ack) = &self.ack
                     && ack.send(f.ack).is_err()
@@ -905,6 +913,12 @@ async fn write(
         };
         match job {
             Job::Events(first) => {
+                // A small batch with nothing behind it waits a moment for company: one
+                // transaction (and, on PostgreSQL, one commit) per few milliseconds rather
+                // than per read. The fold does not wait; only the stored verdict does.
+                if first.len() < LINGER_BELOW && jobs.is_empty() {
+                    tokio::time::sleep(LINGER).await;
+                }
                 let mut n = first.len();
                 let mut parts = vec![first];
                 while n < MAX_WRITE {
@@ -988,7 +1002,12 @@ async fn read(
 ) {
     let mut draining = false;
     loop {
-        while let Ok(ids) = acks.try_recv() {
+        // Everything reported stored since the last read, in one XACK (in order).
+        let mut ids = Vec::new();
+        while let Ok(more) = acks.try_recv() {
+            ids.extend(more);
+        }
+        if !ids.is_empty() {
             ack(&mut part, &ids, draining).await;
         }
         let batch = if draining {
