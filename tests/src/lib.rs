@@ -640,9 +640,17 @@ pub async fn assert_stored_logs_match_replays(
         .await;
         assert_eq!(r.0, 200, "{}", r.1);
         assert_eq!(
-            r.1["matches"], true,
-            "session {sid}: stored verdict differs from a replay of its log: {}",
-            r.1
+            r.1["matches"],
+            true,
+            "session {sid}: stored verdict differs from a replay of its log: {}\nstored: {}\nlog: {}",
+            r.1,
+            store
+                .verdict_json(sid)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+            serde_json::to_string(&events).unwrap_or_default()
         );
     }
 }

@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use rand::rngs::StdRng;
@@ -162,6 +163,9 @@ pub struct Worker {
     writer: Option<(mpsc::UnboundedReceiver<Job>, mpsc::UnboundedSender<Done>)>,
     /// Where stored batches' stream ids go to be acknowledged (Redis).
     ack: Option<mpsc::UnboundedSender<Vec<String>>>,
+    /// The partition lease's deadline (wall-clock µs), on Redis: timers append server events
+    /// only before it, so a worker paused past its lease does not act as the owner on waking.
+    lease_until_us: Option<Arc<AtomicI64>>,
 }
 
 const MAX_BATCH: usize = 2048;
@@ -202,6 +206,7 @@ impl Worker {
             done,
             writer: Some((jobs_rx, done_tx)),
             ack: None,
+            lease_until_us: None,
         }
     }
 
@@ -226,6 +231,7 @@ impl Worker {
                 let (tx, rx) = mpsc::channel(2);
                 let (ack, acks) = mpsc::unbounded_channel();
                 self.ack = Some(ack);
+                self.lease_until_us = Some(part.lease_until());
                 let reader = tokio::spawn(read(part, tx, acks, shutdown.clone(), period));
                 (Feed::Redis(rx), Some(reader))
             }
@@ -282,6 +288,18 @@ impl Worker {
                     Some(Read::Lost) => {
                         tracing::info!(partition = self.partition, "Gave up or lost a partition.");
                         self.settle().await;
+                        // Store what this worker's folds know before forgetting them: a server
+                        // event it appended just before losing the lease would otherwise be
+                        // in the log with no verdict reflecting it. The fence keeps this safe
+                        // against the new owner; a stale fold is re-folded and tried again.
+                        for _ in 0..3 {
+                            if self.dirty.is_empty() {
+                                break;
+                            }
+                            let now = self.app.now();
+                            self.flush(true, now);
+                            self.settle().await;
+                        }
                         self.live.clear();
                         self.dirty.clear();
                     }
@@ -630,6 +648,15 @@ impl Worker {
                 all || since.elapsed() >= VERDICT_EVERY
                     || self.live.get(*sid).is_none_or(|l| l.fold.ended())
             })
+            // A fold that set an out-of-order event aside is incomplete until the re-fold
+            // that follows its batch's store: its verdict waits for that (the fence compares
+            // only the highest sequence numbers, which such an event does not raise).
+            .filter(|(sid, _)| {
+                !self
+                    .in_flight
+                    .iter()
+                    .any(|f| f.out_of_order.contains(sid.as_str()))
+            })
             .map(|(sid, _)| sid.clone())
             .collect();
         let mut batch = Vec::with_capacity(due.len());
@@ -659,6 +686,13 @@ impl Worker {
 
     /// Appends whatever the timers call for now. Returns whether anything was appended.
     async fn run_timers(&mut self, sid: &str, now: Millis) -> bool {
+        if self
+            .lease_until_us
+            .as_ref()
+            .is_some_and(|until| wall_us() >= until.load(Ordering::SeqCst))
+        {
+            return false;
+        }
         let Some(live) = self.live.get(sid) else {
             return false;
         };
@@ -884,7 +918,11 @@ impl Worker {
                     .await;
                 self.app.lease_release(&live.learner_id, &sid).await;
                 self.app.hub.forget(&sid);
-                self.live.remove(&sid);
+                // A session whose fold changed after this verdict was computed (a re-fold)
+                // stays live until its next verdict is stored.
+                if !self.dirty.contains_key(&sid) {
+                    self.live.remove(&sid);
+                }
             }
         }
     }

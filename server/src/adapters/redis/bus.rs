@@ -6,14 +6,14 @@
 //! stream is trimmed only below the oldest entry that is still unacknowledged.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use redis::RedisResult;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 
 use super::{GROUP, RedisConn};
-use crate::adapters::bus::{BusError, Delivery, partition_of};
+use crate::adapters::bus::{BusError, Delivery, partition_of, wall_us};
 use crate::domain::{Event, Millis, Origin};
 
 /// How long a partition lease lasts without renewal: a dead worker's partitions are taken
@@ -260,7 +260,15 @@ pub struct RedisPartition {
     share: Arc<Share>,
     acks_since_trim: usize,
     last_acked: Option<String>,
+    /// Until when (wall-clock µs) the lease surely holds: the send time of the last
+    /// successful take or renewal plus the TTL, less a margin; 0 when not the owner. The
+    /// worker appends server events only before it (a process paused past its lease must not
+    /// act as the owner when it wakes).
+    lease_until_us: Arc<AtomicI64>,
 }
+
+/// How much sooner than the TTL a lease is treated as gone.
+const LEASE_MARGIN: Duration = Duration::from_millis(500);
 
 impl RedisPartition {
     pub fn new(
@@ -279,11 +287,23 @@ impl RedisPartition {
             share,
             acks_since_trim: 0,
             last_acked: None,
+            lease_until_us: Arc::new(AtomicI64::new(0)),
         }
     }
 
     pub fn partition(&self) -> usize {
         self.partition
+    }
+
+    /// The lease deadline the worker checks (wall-clock µs; 0: not owned).
+    pub fn lease_until(&self) -> Arc<AtomicI64> {
+        self.lease_until_us.clone()
+    }
+
+    fn lease_from(&self, sent_us: i64) {
+        #[allow(clippy::cast_possible_truncation)]
+        let valid = (OWNER_TTL - LEASE_MARGIN).as_micros() as i64;
+        self.lease_until_us.store(sent_us + valid, Ordering::SeqCst);
     }
 
     /// Reads the next batch, taking or keeping ownership of the partition as needed.
@@ -297,6 +317,7 @@ impl RedisPartition {
                 tokio::time::sleep(wait.min(OWNER_RETRY)).await;
                 return Ok(Batch::NotOwner);
             }
+            let sent = wall_us();
             let got: Option<String> = self
                 .conn
                 .query(
@@ -313,6 +334,7 @@ impl RedisPartition {
                 return Ok(Batch::NotOwner);
             }
             self.owner = true;
+            self.lease_from(sent);
             let owned = self.share.owned.fetch_add(1, Ordering::SeqCst) + 1;
             // At once, not at the next lag sample: failover is read off this gauge.
             crate::metrics::metrics()
@@ -323,6 +345,7 @@ impl RedisPartition {
             return Ok(Batch::Acquired);
         }
         if self.last_renew.elapsed() >= OWNER_TTL / 4 {
+            let sent = wall_us();
             let renewed: i64 = self
                 .conn
                 .script(
@@ -336,6 +359,7 @@ impl RedisPartition {
                 return Ok(Batch::Lost);
             }
             self.last_renew = Instant::now();
+            self.lease_from(sent);
             // Give a partition back when this process holds more than its share.
             if self.share.owned.load(Ordering::SeqCst)
                 > self.share.fair.load(Ordering::SeqCst).max(1)
@@ -448,6 +472,7 @@ impl RedisPartition {
     }
 
     fn lose(&mut self) {
+        self.lease_until_us.store(0, Ordering::SeqCst);
         if self.owner {
             self.owner = false;
             let owned = self
