@@ -167,44 +167,10 @@ async fn learner(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_worker_loses_and_doubles_nothing() {
     let _serial = SERIAL.lock().await;
-    let Some(redis) = proctor_e2e::test_redis_url() else {
-        eprintln!(
-            "fault tests run in the PostgreSQL + Redis pass of scripts/test (PROCTOR_TEST_BUS=redis)"
-        );
+    let Some(f) = Fleet::start("fault").await else {
         return;
     };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = proctor_e2e::test_database_url().await.unwrap_or_else(|| {
-        format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("proctor.db").display()
-        )
-    });
-    let ns = format!("fault-{}", uuid::Uuid::new_v4().simple());
-    let (gw_port, a_port, b_port) = (free_port(), free_port(), free_port());
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .build()
-        .expect("http");
-    let _gateway = spawn("gateway", gw_port, dir.path(), &db, &redis, &ns);
-    ready(&http, gw_port).await;
-    let mut worker_a = spawn("worker", a_port, dir.path(), &db, &redis, &ns);
-    ready(&http, a_port).await;
-
-    let base = format!("http://127.0.0.1:{gw_port}");
-    let creds: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("demo-credentials.json")).expect("creds"),
-    )
-    .expect("json");
-    let token = token_for(
-        &http,
-        &base,
-        creds["client_id"].as_str().expect("id"),
-        creds["client_secret"].as_str().expect("s"),
-    )
-    .await;
-    let course_id = creds["course_id"].as_str().expect("course").to_owned();
-    let lesson = creds["lesson_ids"][0].as_str().expect("lesson").to_owned();
+    let mut worker_a = f.worker().await;
 
     // Learners stream in waves of 100 connections; the worker dies part way through.
     let finished = AtomicUsize::new(0);
@@ -212,11 +178,11 @@ async fn killing_a_worker_loses_and_doubles_nothing() {
     let learners = futures_util::stream::iter(0..sessions())
         .map(|_| {
             let run = learner(
-                http.clone(),
-                base.clone(),
-                token.clone(),
-                course_id.clone(),
-                lesson.clone(),
+                f.http.clone(),
+                f.base.clone(),
+                f.token.clone(),
+                f.course_id.clone(),
+                f.lesson.clone(),
             );
             let finished = &finished;
             async move {
@@ -231,7 +197,7 @@ async fn killing_a_worker_loses_and_doubles_nothing() {
         finished_at_kill.store(finished.load(Ordering::SeqCst), Ordering::SeqCst);
         worker_a.0.start_kill().expect("kill -9 worker A");
         let _ = worker_a.0.wait().await;
-        spawn("worker", b_port, dir.path(), &db, &redis, &ns)
+        f.spawn_worker(free_port())
     };
     let (results, _worker_b): (Vec<(String, u64)>, Proc) =
         tokio::join!(learners.collect::<Vec<_>>(), killer);
@@ -244,18 +210,103 @@ async fn killing_a_worker_loses_and_doubles_nothing() {
 
     // Every acknowledged event is stored exactly once, and every stored verdict is exactly
     // what a clean replay of its log gives (no credit lost or doubled).
-    let store = proctor::adapters::store::Store::connect(&db)
+    let store = proctor::adapters::store::Store::connect(&f.db)
         .await
         .expect("store");
     proctor_e2e::assert_stored_logs_match_replays(
         &store,
-        &http,
-        &base,
-        &token,
+        &f.http,
+        &f.base,
+        &f.token,
         &results,
         Duration::from_secs(60),
     )
     .await;
+}
+
+/// A gateway on a fresh Redis namespace (and database), signed in as the demo platform;
+/// workers are added by the test.
+struct Fleet {
+    dir: tempfile::TempDir,
+    db: String,
+    redis: String,
+    ns: String,
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    course_id: String,
+    lesson: String,
+    _gateway: Proc,
+}
+
+impl Fleet {
+    /// `None` (after saying why) outside the PostgreSQL + Redis pass.
+    async fn start(prefix: &str) -> Option<Fleet> {
+        let Some(redis) = proctor_e2e::test_redis_url() else {
+            eprintln!(
+                "fault tests run in the PostgreSQL + Redis pass of scripts/test (PROCTOR_TEST_BUS=redis)"
+            );
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = proctor_e2e::test_database_url().await.unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("proctor.db").display()
+            )
+        });
+        let ns = format!("{prefix}-{}", uuid::Uuid::new_v4().simple());
+        let gw_port = free_port();
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("http");
+        let gateway = spawn("gateway", gw_port, dir.path(), &db, &redis, &ns);
+        ready(&http, gw_port).await;
+        let base = format!("http://127.0.0.1:{gw_port}");
+        let creds: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("demo-credentials.json")).expect("creds"),
+        )
+        .expect("json");
+        let token = token_for(
+            &http,
+            &base,
+            creds["client_id"].as_str().expect("id"),
+            creds["client_secret"].as_str().expect("s"),
+        )
+        .await;
+        Some(Fleet {
+            course_id: creds["course_id"].as_str().expect("course").to_owned(),
+            lesson: creds["lesson_ids"][0].as_str().expect("lesson").to_owned(),
+            dir,
+            db,
+            redis,
+            ns,
+            http,
+            base,
+            token,
+            _gateway: gateway,
+        })
+    }
+
+    fn spawn_worker(&self, port: u16) -> Proc {
+        spawn(
+            "worker",
+            port,
+            self.dir.path(),
+            &self.db,
+            &self.redis,
+            &self.ns,
+        )
+    }
+
+    /// A worker, once it is ready.
+    async fn worker(&self) -> Proc {
+        let port = free_port();
+        let p = self.spawn_worker(port);
+        ready(&self.http, port).await;
+        p
+    }
 }
 
 fn signal(p: &Proc, sig: &str) {
@@ -276,55 +327,20 @@ fn signal(p: &Proc, sig: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_racing_for_a_partition_count_nothing_twice() {
     let _serial = SERIAL.lock().await;
-    let Some(redis) = proctor_e2e::test_redis_url() else {
-        eprintln!(
-            "fault tests run in the PostgreSQL + Redis pass of scripts/test (PROCTOR_TEST_BUS=redis)"
-        );
+    let Some(f) = Fleet::start("race").await else {
         return;
     };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = proctor_e2e::test_database_url().await.unwrap_or_else(|| {
-        format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("proctor.db").display()
-        )
-    });
-    let ns = format!("race-{}", uuid::Uuid::new_v4().simple());
-    let (gw_port, a_port, b_port) = (free_port(), free_port(), free_port());
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .build()
-        .expect("http");
-    let _gateway = spawn("gateway", gw_port, dir.path(), &db, &redis, &ns);
-    ready(&http, gw_port).await;
-    let worker_a = spawn("worker", a_port, dir.path(), &db, &redis, &ns);
-    ready(&http, a_port).await;
-    let worker_b = spawn("worker", b_port, dir.path(), &db, &redis, &ns);
-    ready(&http, b_port).await;
-
-    let base = format!("http://127.0.0.1:{gw_port}");
-    let creds: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("demo-credentials.json")).expect("creds"),
-    )
-    .expect("json");
-    let token = token_for(
-        &http,
-        &base,
-        creds["client_id"].as_str().expect("id"),
-        creds["client_secret"].as_str().expect("s"),
-    )
-    .await;
-    let course_id = creds["course_id"].as_str().expect("course").to_owned();
-    let lesson = creds["lesson_ids"][0].as_str().expect("lesson").to_owned();
+    let worker_a = f.worker().await;
+    let worker_b = f.worker().await;
 
     let learners = futures_util::stream::iter(0..200)
         .map(|_| {
             learner(
-                http.clone(),
-                base.clone(),
-                token.clone(),
-                course_id.clone(),
-                lesson.clone(),
+                f.http.clone(),
+                f.base.clone(),
+                f.token.clone(),
+                f.course_id.clone(),
+                f.lesson.clone(),
             )
         })
         .buffer_unordered(50);
@@ -342,14 +358,14 @@ async fn two_workers_racing_for_a_partition_count_nothing_twice() {
     let (results, ()): (Vec<(String, u64)>, ()) = tokio::join!(learners.collect::<Vec<_>>(), racer);
     assert_eq!(results.len(), 200);
 
-    let store = proctor::adapters::store::Store::connect(&db)
+    let store = proctor::adapters::store::Store::connect(&f.db)
         .await
         .expect("store");
     proctor_e2e::assert_stored_logs_match_replays(
         &store,
-        &http,
-        &base,
-        &token,
+        &f.http,
+        &f.base,
+        &f.token,
         &results,
         Duration::from_secs(60),
     )

@@ -51,14 +51,7 @@ pub async fn connect(
     if ended {
         return Err(AppError::Conflict("the session has ended; start a new session".into()).into());
     }
-    let (rec, ctx) = app
-        .store
-        .session(&id)
-        .await
-        .map_err(AppError::from)?
-        .ok_or(AppError::NotFound("session"))?;
-    let ctx: crate::domain::SessionContext =
-        serde_json::from_str(&ctx).map_err(|e| AppError::Internal(e.to_string()))?;
+    let (rec, ctx) = app.session_with_context(&id).await?;
     let stored_last = app
         .store
         .last_client_seq(&id)
@@ -144,14 +137,7 @@ pub async fn beacon(
     if ended {
         return Err(AppError::Conflict("the session has ended; start a new session".into()).into());
     }
-    let (rec, ctx) = app
-        .store
-        .session(&id)
-        .await
-        .map_err(AppError::from)?
-        .ok_or(AppError::NotFound("session"))?;
-    let ctx: crate::domain::SessionContext =
-        serde_json::from_str(&ctx).map_err(|e| AppError::Internal(e.to_string()))?;
+    let (rec, ctx) = app.session_with_context(&id).await?;
     let profile = crate::domain::Profile::find(&rec.profile)
         .map_err(|e| AppError::Internal(e.to_string()))?;
     let bytes = super::read_limited(body, MAX_MESSAGE_BYTES).await?;

@@ -17,7 +17,7 @@ use super::{App, AppError, AppResult, new_id};
 use crate::adapters::face::liveness::{self, Pose};
 use crate::domain::events::FaceMethod;
 use crate::domain::session::Outstanding;
-use crate::domain::{ChallengeKind, EventBody, Millis, Profile, SessionContext, SessionFold};
+use crate::domain::{ChallengeKind, EventBody, Millis, Profile, SessionFold};
 
 /// An active liveness challenge for the learner's client.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -108,13 +108,7 @@ impl App {
     /// What the stored log says now: the session's profile, its open challenges, whether it
     /// ended, and its learner.
     pub(super) async fn session_facts(&self, session_id: &str) -> AppResult<SessionFacts> {
-        let (rec, ctx) = self
-            .store
-            .session(session_id)
-            .await?
-            .ok_or(AppError::NotFound("session"))?;
-        let ctx: SessionContext =
-            serde_json::from_str(&ctx).map_err(|e| AppError::Internal(e.to_string()))?;
+        let (rec, ctx) = self.session_with_context(session_id).await?;
         let profile = Profile::find(&rec.profile).map_err(|e| AppError::Internal(e.to_string()))?;
         let events = self.store.events(session_id).await?;
         let fold = SessionFold::refold(profile.clone(), ctx, events);

@@ -143,10 +143,9 @@ impl App {
         Profile::find(r).map_err(|e| AppError::Internal(e.to_string()))
     }
 
-    /// A session the platform owns.
-    pub async fn session_of(
+    /// A session and its context, whoever owns it.
+    pub async fn session_with_context(
         &self,
-        platform: &Platform,
         id: &str,
     ) -> AppResult<(SessionRecord, SessionContext)> {
         let (rec, ctx) = self
@@ -154,10 +153,20 @@ impl App {
             .session(id)
             .await?
             .ok_or(AppError::NotFound("session"))?;
+        let ctx = serde_json::from_str(&ctx).map_err(|e| AppError::Internal(e.to_string()))?;
+        Ok((rec, ctx))
+    }
+
+    /// A session the platform owns.
+    pub async fn session_of(
+        &self,
+        platform: &Platform,
+        id: &str,
+    ) -> AppResult<(SessionRecord, SessionContext)> {
+        let (rec, ctx) = self.session_with_context(id).await?;
         if rec.platform_id != platform.id {
             return Err(AppError::NotFound("session"));
         }
-        let ctx = serde_json::from_str(&ctx).map_err(|e| AppError::Internal(e.to_string()))?;
         Ok((rec, ctx))
     }
 
@@ -184,13 +193,7 @@ impl App {
 
     /// Recomputes a verdict from the log and compares it, byte for byte, with the stored one.
     pub async fn replay(&self, session_id: &str) -> AppResult<ReplayReport> {
-        let (rec, ctx) = self
-            .store
-            .session(session_id)
-            .await?
-            .ok_or(AppError::NotFound("session"))?;
-        let ctx: SessionContext =
-            serde_json::from_str(&ctx).map_err(|e| AppError::Internal(e.to_string()))?;
+        let (rec, ctx) = self.session_with_context(session_id).await?;
         let events = self.store.events(&rec.id).await?;
         let n = events.len();
         let replayed = SessionFold::replay(self.profile_of(&rec.profile)?, ctx, events);

@@ -12,6 +12,10 @@
 //! they reflect is stored. Random choices (when to challenge, nonces, pop-up codes) are made
 //! here, never in the domain, and are written to the log as events.
 
+mod load;
+mod reader;
+mod writer;
+
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -21,17 +25,17 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::{mpsc, watch};
 
-use crate::adapters::bus::{Delivery, partition_of, wall_us};
-use crate::adapters::redis::bus::{Batch, RedisPartition};
+use crate::adapters::bus::{Delivery, wall_us};
+use crate::adapters::redis::bus::RedisPartition;
+use crate::app::App;
 use crate::app::protocol::{ChallengeMsg, ServerMsg, close};
-use crate::app::{App, AppError};
 use crate::domain::schedule::{self, ChallengePlan};
 use crate::domain::{
-    Applied, ChallengeKind, Event, EventBody, Millis, Origin, Profile, SessionContext, SessionFold,
-    SessionVerdict, TerminationReason,
+    Applied, ChallengeKind, Event, EventBody, Millis, Origin, Profile, SessionFold, SessionVerdict,
+    TerminationReason,
 };
-use crate::model::SessionRecord;
-use futures_util::StreamExt;
+use reader::{Feed, Read, read};
+use writer::{Done, Due, Job, write};
 
 /// Per-session worker state. Not evidence: everything that decides credit is in the fold,
 /// which is rebuilt from the log when missing.
@@ -59,45 +63,6 @@ pub enum Source {
     Redis(RedisPartition),
 }
 
-/// What the worker's feed hands it next.
-#[derive(Debug)]
-enum Read {
-    /// Became the partition's owner: rebuild the state from the store.
-    Acquired,
-    /// Lost or gave up the partition: drop the in-memory state.
-    Lost,
-    /// Events, with the stream ids to acknowledge once they are stored (none in memory).
-    Events(Vec<String>, Vec<Delivery>),
-}
-
-/// The worker's side of its source. A Redis partition is read by its own task, which also
-/// acknowledges what the worker reports stored, so a read never waits on a store write.
-#[derive(Debug)]
-enum Feed {
-    Memory(mpsc::Receiver<Delivery>),
-    Redis(mpsc::Receiver<Read>),
-}
-
-impl Feed {
-    /// The next read; `None` when the source is finished. Cancel-safe.
-    async fn next(&mut self) -> Option<Read> {
-        match self {
-            Feed::Memory(rx) => {
-                let first = rx.recv().await?;
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(d) => batch.push(d),
-                        Err(_) => break,
-                    }
-                }
-                Some(Read::Events(Vec::new(), batch))
-            }
-            Feed::Redis(rx) => rx.recv().await,
-        }
-    }
-}
-
 /// A batch folded into the in-memory state and handed to the writer, not yet stored.
 #[derive(Debug)]
 struct InFlight {
@@ -106,36 +71,6 @@ struct InFlight {
     out_of_order: BTreeSet<String>,
     /// Stream ids to acknowledge once the batch is stored.
     ack: Vec<String>,
-}
-
-/// The writer's work, done strictly in order: a verdict job queued after an events job is
-/// stored after those events, so its fence (the log's highest sequence numbers) holds.
-#[derive(Debug)]
-enum Job {
-    Events(Arc<Vec<(String, Event)>>),
-    Verdicts { batch: Vec<Due>, now: Millis },
-}
-
-/// A verdict to store, with the fence it was computed at.
-#[derive(Debug)]
-struct Due {
-    verdict: SessionVerdict,
-    client_seq: u64,
-    server_seq: u64,
-    /// `Live::uncovered_since_us` when the verdict was computed.
-    uncovered_since_us: i64,
-}
-
-/// What the writer finished, in the order the jobs were queued.
-#[derive(Debug)]
-enum Done {
-    /// The oldest in-flight batch is stored.
-    Events,
-    /// A verdict job: what was stored, and the sessions whose fold was behind the log.
-    Verdicts {
-        stored: Vec<(SessionVerdict, i64)>,
-        stale: Vec<String>,
-    },
 }
 
 /// One partition's consumer.
@@ -168,20 +103,8 @@ pub struct Worker {
     lease_until_us: Option<Arc<AtomicI64>>,
 }
 
-const MAX_BATCH: usize = 2048;
-
 /// Events folded ahead of the store at most; past this the worker waits for the writer.
 const MAX_IN_FLIGHT: usize = 16_384;
-
-/// Events the writer stores in one call at most, when batches queue up behind a write.
-const MAX_WRITE: usize = 8_192;
-
-/// How long the writer holds a batch of fewer than `LINGER_BELOW` events for others to join.
-const LINGER: Duration = Duration::from_millis(5);
-const LINGER_BELOW: usize = 1_024;
-
-/// The longest a Redis read blocks, so acknowledgements wait at most this long.
-const READ_WAIT: Duration = Duration::from_millis(100);
 
 /// How long a session's stored verdict may lag its fold (real time). The log is stored before
 /// anything is acknowledged, so a verdict that lags is recomputed from the log, never lost.
@@ -324,175 +247,6 @@ impl Worker {
                 None => break,
             }
         }
-    }
-
-    /// Loads sessions that were open at start-up, so their timers (deadlines, lease expiry)
-    /// run even if no event arrives.
-    async fn adopt_open_sessions(&mut self) {
-        match self.app.store.open_sessions().await {
-            Ok(open) => {
-                let (mine, of) = (self.partition, self.partitions);
-                let ids: Vec<String> = open
-                    .into_iter()
-                    .filter(|s| partition_of(&s.id, of) == mine)
-                    .map(|s| s.id)
-                    .collect();
-                self.load_many(ids.clone()).await;
-                // A previous owner may have died with these verdicts behind the log.
-                let at = std::time::Instant::now();
-                for sid in ids.into_iter().filter(|s| self.live.contains_key(s)) {
-                    self.dirty.insert(sid, at);
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "Failed to list open sessions at start-up."),
-        }
-    }
-
-    /// Builds a session's fold from its stored log (and the batches still in flight).
-    async fn load(&mut self, session_id: &str) -> Result<(), AppError> {
-        let extra = self.in_flight_events_of(session_id);
-        let fetched = fetch(&self.app, &self.profiles, session_id, extra).await?;
-        self.install(fetched);
-        Ok(())
-    }
-
-    /// Loads sessions that are not live yet, several at a time (each is a few store reads),
-    /// waiting out a store outage like `load_retrying`. A session that cannot be loaded is
-    /// logged and stays out.
-    async fn load_many(&mut self, ids: Vec<String>) {
-        if ids.is_empty() {
-            return;
-        }
-        let work: Vec<(String, Vec<Event>)> = ids
-            .into_iter()
-            .map(|sid| {
-                let extra = self.in_flight_events_of(&sid);
-                (sid, extra)
-            })
-            .collect();
-        let (app, profiles) = (&self.app, &self.profiles);
-        let fetched: Vec<(String, Result<Fetched, AppError>)> =
-            futures_util::stream::iter(work.into_iter().map(|(sid, extra)| async move {
-                let mut delay = Duration::from_millis(50);
-                loop {
-                    match fetch(app, profiles, &sid, extra.clone()).await {
-                        Err(AppError::Unavailable { .. }) => {
-                            tracing::warn!(session = %sid, "The store is unavailable; retrying the session's load.");
-                            tokio::time::sleep(delay).await;
-                            delay = (delay * 2).min(Duration::from_secs(2));
-                        }
-                        other => return (sid, other),
-                    }
-                }
-            }))
-            .buffer_unordered(LOAD_CONCURRENCY)
-            .collect()
-            .await;
-        for (sid, r) in fetched {
-            match r {
-                Ok(f) => self.install(f),
-                Err(e) => {
-                    tracing::warn!(session = %sid, error = %e, "Failed to load a session; its events are stored, not folded.");
-                }
-            }
-        }
-    }
-
-    /// The events of the batches the writer has not stored yet, for one session.
-    fn in_flight_events_of(&self, session_id: &str) -> Vec<Event> {
-        self.in_flight
-            .iter()
-            .flat_map(|f| f.rows.iter())
-            .filter(|(s, _)| s == session_id)
-            .map(|(_, e)| e.clone())
-            .collect()
-    }
-
-    /// Folds what `fetch` read and makes the session live.
-    fn install(&mut self, f: Fetched) {
-        let Fetched {
-            session_id,
-            rec,
-            ctx,
-            profile,
-            events,
-            platform,
-            credited_before,
-            snapshots_in_hour,
-        } = f;
-        self.profiles
-            .entry(rec.profile.to_string())
-            .or_insert_with(|| profile.clone());
-        let t = std::time::Instant::now();
-        let fold = SessionFold::refold(profile.clone(), ctx, events);
-        crate::metrics::metrics()
-            .fold_duration
-            .with_label_values(&["refold"])
-            .observe(t.elapsed().as_secs_f64());
-        let findings_seen = count_findings(&fold);
-        // Snapshot points continue the enrolment's 课时 grid, so a 课时 that spans sessions
-        // still gets its snapshots.
-        let plan = ChallengePlan::draw_continuing(
-            &profile,
-            credited_before,
-            snapshots_in_hour,
-            &mut || self.rng.random::<u64>(),
-        );
-        let last_client_at = fold.last_event_at();
-        let v = fold.verdict();
-        self.live.insert(
-            session_id,
-            Live {
-                fold,
-                plan,
-                learner_id: rec.learner_id,
-                last_client_at,
-                pushed: (
-                    v.credited_ms,
-                    v.provisional_ms,
-                    v.lesson_coverage_ms,
-                    v.lesson_complete,
-                ),
-                findings_seen,
-                platform,
-                uncovered_since_us: 0,
-            },
-        );
-    }
-
-    /// `load`, waiting out a store outage: the batch is not acknowledged until its sessions
-    /// are folded, so giving up here would leave a stored event out of the verdict.
-    async fn load_retrying(&mut self, session_id: &str) -> Result<(), AppError> {
-        let mut delay = Duration::from_millis(50);
-        loop {
-            match self.load(session_id).await {
-                Err(AppError::Unavailable { .. }) => {
-                    tracing::warn!(session = %session_id, "The store is unavailable; retrying the session's load.");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(2));
-                }
-                other => return other,
-            }
-        }
-    }
-
-    /// Rebuilds a live session's fold from the log, keeping what was already pushed to the
-    /// learner: findings not yet pushed (and counted in `proctor_violations_total`) stay
-    /// unpushed, so a re-fold never swallows a warning.
-    async fn refold(&mut self, session_id: &str) -> Result<(), AppError> {
-        let before = self
-            .live
-            .remove(session_id)
-            .map(|l| (l.findings_seen, l.pushed, l.uncovered_since_us));
-        self.load_retrying(session_id).await?;
-        if let (Some((seen, pushed, uncovered)), Some(live)) =
-            (before, self.live.get_mut(session_id))
-        {
-            live.findings_seen = seen;
-            live.pushed = pushed;
-            live.uncovered_since_us = uncovered;
-        }
-        Ok(())
     }
 
     /// Folds a batch into the in-memory state at once (the `fold` latency) and hands it to
@@ -930,239 +684,4 @@ impl Worker {
 
 fn count_findings(fold: &SessionFold) -> usize {
     fold.verdict().rules.iter().map(|r| r.findings.len()).sum()
-}
-
-/// The store writer: runs the jobs in order, retrying through a store outage (the worker
-/// then stops reading once `MAX_IN_FLIGHT` events wait, and the bus pushes back on the
-/// gateways). Events batches queued behind a write are stored together.
-async fn write(
-    app: Arc<App>,
-    mut jobs: mpsc::UnboundedReceiver<Job>,
-    done: mpsc::UnboundedSender<Done>,
-) {
-    let mut next: Option<Job> = None;
-    loop {
-        let job = match next.take() {
-            Some(job) => job,
-            None => match jobs.recv().await {
-                Some(job) => job,
-                None => return,
-            },
-        };
-        match job {
-            Job::Events(first) => {
-                // A small batch with nothing behind it waits a moment for company: one
-                // transaction (and, on PostgreSQL, one commit) per few milliseconds rather
-                // than per read. The fold does not wait; only the stored verdict does.
-                if first.len() < LINGER_BELOW && jobs.is_empty() {
-                    tokio::time::sleep(LINGER).await;
-                }
-                let mut n = first.len();
-                let mut parts = vec![first];
-                while n < MAX_WRITE {
-                    match jobs.try_recv() {
-                        Ok(Job::Events(rows)) => {
-                            n += rows.len();
-                            parts.push(rows);
-                        }
-                        Ok(other) => {
-                            next = Some(other);
-                            break;
-                        }
-                        Err(_) => break,
-                    }
-                }
-                let merged: Vec<(String, Event)>;
-                let rows: &[(String, Event)] = match parts.as_slice() {
-                    [one] => one,
-                    _ => {
-                        merged = parts.iter().flat_map(|p| p.iter().cloned()).collect();
-                        &merged
-                    }
-                };
-                if !rows.is_empty() {
-                    let mut delay = Duration::from_millis(50);
-                    while let Err(e) = app.store.append_events(rows).await {
-                        tracing::warn!(error = %e, batch = rows.len(), "Failed to store events; retrying.");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(2));
-                    }
-                    crate::metrics::metrics()
-                        .events_persisted
-                        .inc_by(rows.len() as u64);
-                }
-                for _ in &parts {
-                    if done.send(Done::Events).is_err() {
-                        return;
-                    }
-                }
-            }
-            Job::Verdicts { batch, now } => {
-                let refs: Vec<_> = batch
-                    .iter()
-                    .map(|d| (&d.verdict, d.client_seq, d.server_seq))
-                    .collect();
-                let mut delay = Duration::from_millis(50);
-                let stale = loop {
-                    match app.store.save_verdicts_fenced(&refs, now).await {
-                        Ok(stale) => break stale,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "Failed to store verdicts; retrying.");
-                            tokio::time::sleep(delay).await;
-                            delay = (delay * 2).min(Duration::from_secs(2));
-                        }
-                    }
-                };
-                drop(refs);
-                let stored = batch
-                    .into_iter()
-                    .filter(|d| !stale.iter().any(|s| s == d.verdict.session_id.as_str()))
-                    .map(|d| (d.verdict, d.uncovered_since_us))
-                    .collect();
-                if done.send(Done::Verdicts { stored, stale }).is_err() {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// Reads a Redis partition for its worker: ownership changes and batches, in order, at most
-/// two batches ahead; acknowledges what the worker reports stored. On shutdown it reads
-/// until the partition has nothing new, acknowledges what the worker then stores, and gives
-/// the partition back.
-async fn read(
-    mut part: RedisPartition,
-    tx: mpsc::Sender<Read>,
-    mut acks: mpsc::UnboundedReceiver<Vec<String>>,
-    mut shutdown: watch::Receiver<bool>,
-    period: Duration,
-) {
-    let mut draining = false;
-    loop {
-        // Everything reported stored since the last read, in one XACK (in order).
-        let mut ids = Vec::new();
-        while let Ok(more) = acks.try_recv() {
-            ids.extend(more);
-        }
-        if !ids.is_empty() {
-            ack(&mut part, &ids, draining).await;
-        }
-        let batch = if draining {
-            part.next_batch(MAX_BATCH, Duration::from_millis(50)).await
-        } else {
-            tokio::select! {
-                biased;
-                _ = shutdown.changed() => {
-                    // The read in flight was dropped; what it was handed is pending.
-                    part.recover_pending();
-                    draining = true;
-                    continue;
-                }
-                b = part.next_batch(MAX_BATCH, period.min(READ_WAIT)) => b,
-            }
-        };
-        let read = match batch {
-            Ok(Batch::NotOwner) | Ok(Batch::Lost) if draining => break,
-            Ok(Batch::NotOwner) => continue,
-            Ok(Batch::Acquired) => Read::Acquired,
-            Ok(Batch::Lost) => Read::Lost,
-            Ok(Batch::Events(entries)) => {
-                if entries.is_empty() {
-                    if draining {
-                        break;
-                    }
-                    continue;
-                }
-                let ids: Vec<String> = entries.iter().map(|(id, _)| id.clone()).collect();
-                Read::Events(ids, entries.into_iter().filter_map(|(_, d)| d).collect())
-            }
-            Err(e) => {
-                tracing::warn!(partition = part.partition(), error = %e, "Failed to read the partition stream; retrying.");
-                if draining {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                continue;
-            }
-        };
-        if tx.send(read).await.is_err() {
-            break;
-        }
-    }
-    drop(tx);
-    while let Some(ids) = acks.recv().await {
-        ack(&mut part, &ids, true).await;
-    }
-    part.release().await;
-}
-
-/// Acknowledges stored entries, retrying a failure (once more when `draining`: pending
-/// entries are reclaimed by the next owner anyway).
-async fn ack(part: &mut RedisPartition, ids: &[String], draining: bool) {
-    let mut delay = Duration::from_millis(50);
-    while let Err(e) = part.ack(ids).await {
-        tracing::warn!(error = %e, "Failed to acknowledge stream entries; retrying.");
-        if draining {
-            break;
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(2));
-    }
-}
-
-/// How many sessions `load_many` reads at once.
-const LOAD_CONCURRENCY: usize = 16;
-
-/// What loading a session reads from the store.
-#[derive(Debug)]
-struct Fetched {
-    session_id: String,
-    rec: SessionRecord,
-    ctx: SessionContext,
-    profile: Arc<Profile>,
-    /// The log, and `extra` (events not stored yet).
-    events: Vec<Event>,
-    platform: String,
-    credited_before: i64,
-    snapshots_in_hour: u32,
-}
-
-/// Reads what a session's fold is built from; `extra` are its events still in flight.
-async fn fetch(
-    app: &App,
-    profiles: &HashMap<String, Arc<Profile>>,
-    session_id: &str,
-    extra: Vec<Event>,
-) -> Result<Fetched, AppError> {
-    let (rec, ctx) = app
-        .store
-        .session(session_id)
-        .await?
-        .ok_or(AppError::NotFound("session"))?;
-    let ctx: SessionContext =
-        serde_json::from_str(&ctx).map_err(|e| AppError::Internal(e.to_string()))?;
-    let profile = match profiles.get(&rec.profile.to_string()) {
-        Some(p) => p.clone(),
-        None => {
-            Arc::new(Profile::find(&rec.profile).map_err(|e| AppError::Internal(e.to_string()))?)
-        }
-    };
-    let mut events = app.store.events(session_id).await?;
-    events.extend(extra);
-    let platform = match app.store.platform(&rec.platform_id).await {
-        Ok(Some(p)) => p.name,
-        Ok(None) | Err(_) => "unknown".to_owned(),
-    };
-    let (credited_before, snapshots_in_hour) = app.enrolment_progress(&rec, &profile).await?;
-    Ok(Fetched {
-        session_id: session_id.to_owned(),
-        rec,
-        ctx,
-        profile,
-        events,
-        platform,
-        credited_before,
-        snapshots_in_hour,
-    })
 }

@@ -1,0 +1,137 @@
+//! The worker's feed: the in-process partition channel, or a Redis partition read (and
+//! acknowledged) by its own task so that a read never waits on a store write.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::adapters::bus::Delivery;
+use crate::adapters::redis::bus::{Batch, RedisPartition};
+
+/// What the worker's feed hands it next.
+#[derive(Debug)]
+pub(super) enum Read {
+    /// Became the partition's owner: rebuild the state from the store.
+    Acquired,
+    /// Lost or gave up the partition: drop the in-memory state.
+    Lost,
+    /// Events, with the stream ids to acknowledge once they are stored (none in memory).
+    Events(Vec<String>, Vec<Delivery>),
+}
+
+/// The worker's side of its source. A Redis partition is read by its own task, which also
+/// acknowledges what the worker reports stored, so a read never waits on a store write.
+#[derive(Debug)]
+pub(super) enum Feed {
+    Memory(mpsc::Receiver<Delivery>),
+    Redis(mpsc::Receiver<Read>),
+}
+
+impl Feed {
+    /// The next read; `None` when the source is finished. Cancel-safe.
+    pub(super) async fn next(&mut self) -> Option<Read> {
+        match self {
+            Feed::Memory(rx) => {
+                let first = rx.recv().await?;
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(d) => batch.push(d),
+                        Err(_) => break,
+                    }
+                }
+                Some(Read::Events(Vec::new(), batch))
+            }
+            Feed::Redis(rx) => rx.recv().await,
+        }
+    }
+}
+
+pub(super) const MAX_BATCH: usize = 2048;
+
+/// The longest a Redis read blocks, so acknowledgements wait at most this long.
+const READ_WAIT: Duration = Duration::from_millis(100);
+
+/// Reads a Redis partition for its worker: ownership changes and batches, in order, at most
+/// two batches ahead; acknowledges what the worker reports stored. On shutdown it reads
+/// until the partition has nothing new, acknowledges what the worker then stores, and gives
+/// the partition back.
+pub(super) async fn read(
+    mut part: RedisPartition,
+    tx: mpsc::Sender<Read>,
+    mut acks: mpsc::UnboundedReceiver<Vec<String>>,
+    mut shutdown: watch::Receiver<bool>,
+    period: Duration,
+) {
+    let mut draining = false;
+    loop {
+        // Everything reported stored since the last read, in one XACK (in order).
+        let mut ids = Vec::new();
+        while let Ok(more) = acks.try_recv() {
+            ids.extend(more);
+        }
+        if !ids.is_empty() {
+            ack(&mut part, &ids, draining).await;
+        }
+        let batch = if draining {
+            part.next_batch(MAX_BATCH, Duration::from_millis(50)).await
+        } else {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => {
+                    // The read in flight was dropped; what it was handed is pending.
+                    part.recover_pending();
+                    draining = true;
+                    continue;
+                }
+                b = part.next_batch(MAX_BATCH, period.min(READ_WAIT)) => b,
+            }
+        };
+        let read = match batch {
+            Ok(Batch::NotOwner) | Ok(Batch::Lost) if draining => break,
+            Ok(Batch::NotOwner) => continue,
+            Ok(Batch::Acquired) => Read::Acquired,
+            Ok(Batch::Lost) => Read::Lost,
+            Ok(Batch::Events(entries)) => {
+                if entries.is_empty() {
+                    if draining {
+                        break;
+                    }
+                    continue;
+                }
+                let ids: Vec<String> = entries.iter().map(|(id, _)| id.clone()).collect();
+                Read::Events(ids, entries.into_iter().filter_map(|(_, d)| d).collect())
+            }
+            Err(e) => {
+                tracing::warn!(partition = part.partition(), error = %e, "Failed to read the partition stream; retrying.");
+                if draining {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
+        };
+        if tx.send(read).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    while let Some(ids) = acks.recv().await {
+        ack(&mut part, &ids, true).await;
+    }
+    part.release().await;
+}
+
+/// Acknowledges stored entries, retrying a failure (once more when `draining`: pending
+/// entries are reclaimed by the next owner anyway).
+async fn ack(part: &mut RedisPartition, ids: &[String], draining: bool) {
+    let mut delay = Duration::from_millis(50);
+    while let Err(e) = part.ack(ids).await {
+        tracing::warn!(error = %e, "Failed to acknowledge stream entries; retrying.");
+        if draining {
+            break;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
