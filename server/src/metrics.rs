@@ -25,8 +25,8 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 /// Event latency (seconds): finer where the goals are (5 ms, 20 ms, 300 ms).
 const EVENT_LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.4,
-    0.5, 1.0, 2.5, 5.0, 10.0,
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15,
+    0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,
 ];
 /// Face model inference (seconds): 1 ms … 5 s.
 const INFERENCE_BUCKETS: &[f64] = &[

@@ -29,7 +29,7 @@ impl Worker {
                     .collect();
                 self.load_many(ids.clone()).await;
                 // A previous owner may have died with these verdicts behind the log.
-                let at = std::time::Instant::now();
+                let at = super::wall_us();
                 for sid in ids.into_iter().filter(|s| self.live.contains_key(s)) {
                     self.dirty.insert(sid, at);
                 }
@@ -129,6 +129,7 @@ impl Worker {
                 findings_seen,
                 platform,
                 uncovered_since_us: 0,
+                last_verdict_us: 0,
             },
         );
     }

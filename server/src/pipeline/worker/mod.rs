@@ -1,8 +1,10 @@
 //! A partition worker. Per batch: fold the events into the in-memory state (at once: the
 //! in-memory verdict) and hand them to the writer task → once they are stored, let the
-//! scheduler append server events (challenges, expiries, lease loss) → hand the verdicts that
-//! are due to the writer → once they are stored, push effects (and, on Redis, acknowledge
-//! the batch). The writer runs its jobs in order. Invariants: no verdict, effect or
+//! scheduler append server events (challenges, expiries, lease loss) and, on Redis,
+//! acknowledge the batch. Apart from that, each session's verdict is handed to the writer
+//! when it is due (`VERDICT_LAG_US` after the oldest event it covers was accepted), queued
+//! behind the events it covers → once it is stored, effects are pushed. The writer runs its
+//! jobs in order. Invariants: no verdict, effect or
 //! acknowledgement leaves the worker before the events it reflects are stored, so a restart
 //! replays the store (and the unacknowledged entries of the bus) and reaches the same state;
 //! a server event may be stored while client events folded before it are still being
@@ -52,6 +54,8 @@ struct Live {
     /// When the gateway accepted the oldest event not yet covered by a stored verdict
     /// (wall-clock µs; 0: none). For `proctor_event_latency_seconds{stage="verdict"}`.
     uncovered_since_us: i64,
+    /// When this session's last verdict was handed to the writer (wall-clock µs; 0: never).
+    last_verdict_us: i64,
 }
 
 /// Where a worker's events come from.
@@ -82,10 +86,11 @@ pub struct Worker {
     live: HashMap<String, Live>,
     /// One shared copy of each profile the live sessions use.
     profiles: HashMap<String, Arc<Profile>>,
-    /// Sessions whose stored verdict is behind their fold, with when that began. Verdicts are
-    /// computed and stored at most every `VERDICT_EVERY` per session (at once when a session
-    /// ends), not once per batch.
-    dirty: HashMap<String, std::time::Instant>,
+    /// Sessions whose stored verdict is behind their fold, with when their next verdict is
+    /// due (wall-clock µs): `VERDICT_LAG` after the gateway accepted the oldest event it will
+    /// cover (at once when a session ends). One verdict covers every event folded by then, so
+    /// a session is written about once per `VERDICT_LAG`, not once per batch.
+    dirty: HashMap<String, i64>,
     rng: StdRng,
     /// Batches folded but not yet stored, oldest first.
     in_flight: VecDeque<InFlight>,
@@ -106,9 +111,20 @@ pub struct Worker {
 /// Events folded ahead of the store at most; past this the worker waits for the writer.
 const MAX_IN_FLIGHT: usize = 16_384;
 
-/// How long a session's stored verdict may lag its fold (real time). The log is stored before
-/// anything is acknowledged, so a verdict that lags is recomputed from the log, never lost.
-const VERDICT_EVERY: Duration = Duration::from_millis(200);
+/// How long after the gateway accepted an event the worker hands over the verdict that covers
+/// it (real time): the budget for the stored verdict's latency, less the verdict write. A
+/// longer lag means fewer, larger verdict writes. The log is stored before anything is
+/// acknowledged, so a verdict that lags is recomputed from the log, never lost.
+const VERDICT_LAG_US: i64 = 180_000;
+
+/// The least time between two verdicts of a session handed to the writer (real time), unless
+/// it ends. When the bus delivers late, the lag above is mostly spent before the fold sees an
+/// event; this floor keeps verdict writes from multiplying then, when the machine can least
+/// afford them.
+const VERDICT_GAP_US: i64 = 150_000;
+
+/// How often the loop looks for verdicts that are due while sessions are dirty.
+const VERDICT_CHECK: Duration = Duration::from_millis(10);
 
 impl Worker {
     pub fn new(app: Arc<App>, partition: usize, partitions: usize) -> Worker {
@@ -185,6 +201,8 @@ impl Worker {
     ) {
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut verdict_check = tokio::time::interval(VERDICT_CHECK);
+        verdict_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stopping = false;
         loop {
             let room = self.in_flight_events < MAX_IN_FLIGHT;
@@ -229,6 +247,10 @@ impl Worker {
                     None => break,
                 },
                 _ = tick.tick(), if !stopping => self.on_tick().await,
+                _ = verdict_check.tick(), if !self.dirty.is_empty() => {
+                    let now = self.app.now();
+                    self.flush(false, now);
+                }
                 // The writer is gone while the worker waits on it: nothing more can be stored.
                 else => break,
             }
@@ -290,6 +312,23 @@ impl Worker {
             }
             touched.insert(d.session_id.clone());
         }
+        // The verdict is due `VERDICT_LAG_US` after its oldest uncovered event was accepted
+        // (a gateway clock ahead of this one counts as now). The writer stores it after this
+        // batch, whenever it is handed over.
+        let now_us = wall_us();
+        for sid in &touched {
+            let (since, last) = self
+                .live
+                .get(sid)
+                .map_or((0, 0), |l| (l.uncovered_since_us, l.last_verdict_us));
+            let since = since.clamp(0, now_us);
+            let due = (if since > 0 { since } else { now_us } + VERDICT_LAG_US)
+                .max(last + VERDICT_GAP_US);
+            self.dirty
+                .entry(sid.clone())
+                .and_modify(|d| *d = (*d).min(due))
+                .or_insert(due);
+        }
         m.fold_duration
             .with_label_values(&["apply"])
             .observe(fold_time.as_secs_f64());
@@ -327,10 +366,13 @@ impl Worker {
                     }
                 }
                 let now = self.app.now();
-                for sid in &f.touched {
-                    self.run_timers(sid, now).await;
+                let mut appended = BTreeSet::new();
+                for sid in f.touched {
+                    if self.run_timers(&sid, now).await {
+                        appended.insert(sid);
+                    }
                 }
-                self.mark_dirty(f.touched);
+                self.mark_dirty(appended);
                 // When more stored batches are already reported, the last of them hands over
                 // the due verdicts: fewer, larger verdict writes.
                 if self.done.is_empty() {
@@ -353,9 +395,7 @@ impl Worker {
                         sessions = stale.len(),
                         "Verdicts behind the log (another worker appended); re-folding them."
                     );
-                    let due = std::time::Instant::now()
-                        .checked_sub(VERDICT_EVERY)
-                        .unwrap_or_else(std::time::Instant::now);
+                    let due = wall_us();
                     for sid in stale {
                         if let Err(e) = self.refold(&sid).await {
                             tracing::warn!(session = %sid, error = %e, "Failed to re-fold a session.");
@@ -364,6 +404,10 @@ impl Worker {
                     }
                 }
                 self.push_effects(stored).await;
+                if self.done.is_empty() {
+                    let now = self.app.now();
+                    self.flush(false, now);
+                }
             }
         }
     }
@@ -381,26 +425,36 @@ impl Worker {
         self.flush(false, now);
     }
 
+    /// Marks sessions whose timers appended server events: their verdict is due in
+    /// `VERDICT_LAG_US`, or earlier if it already was.
     fn mark_dirty(&mut self, touched: BTreeSet<String>) {
-        let at = std::time::Instant::now();
+        let due = wall_us() + VERDICT_LAG_US;
         for sid in touched {
-            self.dirty.entry(sid).or_insert(at);
+            let last = self.live.get(&sid).map_or(0, |l| l.last_verdict_us);
+            self.dirty
+                .entry(sid)
+                .or_insert(due.max(last + VERDICT_GAP_US));
         }
     }
 
-    /// Hands the verdicts that are due to the writer: sessions that ended, or whose stored
-    /// verdict has lagged for `VERDICT_EVERY`; every dirty one when `all`. The writer stores
+    /// Hands the verdicts that are due to the writer: sessions that ended, or whose due time
+    /// (`dirty`) has come; every dirty one when `all`. The writer stores
     /// them after every batch already folded into them; `on_done` pushes their effects.
+    ///
+    /// Unless `all`, nothing is handed over while a verdict job is still queued or being
+    /// written: what falls due meanwhile goes in the next job, once that one is done. A store
+    /// that falls behind thus gets fewer, larger verdict writes rather than a verdict per
+    /// session per check, so the verdict load cannot feed on its own backlog.
     fn flush(&mut self, all: bool, now: Millis) {
-        if self.dirty.is_empty() {
+        if self.dirty.is_empty() || (!all && self.verdicts_in_flight > 0) {
             return;
         }
+        let now_us = wall_us();
         let due: BTreeSet<String> = self
             .dirty
             .iter()
-            .filter(|(sid, since)| {
-                all || since.elapsed() >= VERDICT_EVERY
-                    || self.live.get(*sid).is_none_or(|l| l.fold.ended())
+            .filter(|(sid, at)| {
+                all || now_us >= **at || self.live.get(*sid).is_none_or(|l| l.fold.ended())
             })
             // A fold that set an out-of-order event aside is incomplete until the re-fold
             // that follows its batch's store: its verdict waits for that (the fence compares
@@ -417,6 +471,7 @@ impl Worker {
         for sid in &due {
             self.dirty.remove(sid);
             if let Some(live) = self.live.get_mut(sid) {
+                live.last_verdict_us = now_us;
                 batch.push(Due {
                     verdict: live.fold.verdict(),
                     client_seq: live.fold.last_seq(Origin::Client),
