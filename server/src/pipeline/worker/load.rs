@@ -31,7 +31,7 @@ impl Worker {
                 // A previous owner may have died with these verdicts behind the log.
                 let at = super::wall_us();
                 for sid in ids.into_iter().filter(|s| self.live.contains_key(s)) {
-                    self.dirty.insert(sid, at);
+                    self.dirty.mark(&sid, at);
                 }
             }
             Err(e) => tracing::warn!(error = %e, "Failed to list open sessions at start-up."),

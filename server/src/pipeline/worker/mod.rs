@@ -14,6 +14,7 @@
 //! they reflect is stored. Random choices (when to challenge, nonces, pop-up codes) are made
 //! here, never in the domain, and are written to the log as events.
 
+mod due;
 mod load;
 mod reader;
 mod writer;
@@ -36,6 +37,7 @@ use crate::domain::{
     Applied, ChallengeKind, Event, EventBody, Millis, Origin, Profile, SessionFold, SessionVerdict,
     TerminationReason,
 };
+use due::DueSet;
 use reader::{Feed, Read, read};
 use writer::{Done, Due, Job, write};
 
@@ -90,7 +92,7 @@ pub struct Worker {
     /// due (wall-clock µs): `VERDICT_LAG` after the gateway accepted the oldest event it will
     /// cover (at once when a session ends). One verdict covers every event folded by then, so
     /// a session is written about once per `VERDICT_LAG`, not once per batch.
-    dirty: HashMap<String, i64>,
+    dirty: DueSet,
     rng: StdRng,
     /// Batches folded but not yet stored, oldest first.
     in_flight: VecDeque<InFlight>,
@@ -136,7 +138,7 @@ impl Worker {
             partitions,
             live: HashMap::new(),
             profiles: HashMap::new(),
-            dirty: HashMap::new(),
+            dirty: DueSet::default(),
             rng: StdRng::from_os_rng(),
             in_flight: VecDeque::new(),
             in_flight_events: 0,
@@ -312,22 +314,11 @@ impl Worker {
             }
             touched.insert(d.session_id.clone());
         }
-        // The verdict is due `VERDICT_LAG_US` after its oldest uncovered event was accepted
-        // (a gateway clock ahead of this one counts as now). The writer stores it after this
-        // batch, whenever it is handed over.
+        // The writer stores the verdict after this batch, whenever it is handed over.
         let now_us = wall_us();
         for sid in &touched {
-            let (since, last) = self
-                .live
-                .get(sid)
-                .map_or((0, 0), |l| (l.uncovered_since_us, l.last_verdict_us));
-            let since = since.clamp(0, now_us);
-            let due = (if since > 0 { since } else { now_us } + VERDICT_LAG_US)
-                .max(last + VERDICT_GAP_US);
-            self.dirty
-                .entry(sid.clone())
-                .and_modify(|d| *d = (*d).min(due))
-                .or_insert(due);
+            let due = self.verdict_due(sid, now_us);
+            self.dirty.mark(sid, due);
         }
         m.fold_duration
             .with_label_values(&["apply"])
@@ -364,6 +355,8 @@ impl Worker {
                     if let Err(e) = self.refold(sid).await {
                         tracing::warn!(session = %sid, error = %e, "Failed to re-fold a session.");
                     }
+                    let due = self.verdict_due(sid, wall_us());
+                    self.dirty.mark(sid, due);
                 }
                 let now = self.app.now();
                 let mut appended = BTreeSet::new();
@@ -400,7 +393,7 @@ impl Worker {
                         if let Err(e) = self.refold(&sid).await {
                             tracing::warn!(session = %sid, error = %e, "Failed to re-fold a session.");
                         }
-                        self.dirty.insert(sid, due);
+                        self.dirty.mark(&sid, due);
                     }
                 }
                 self.push_effects(stored).await;
@@ -425,20 +418,32 @@ impl Worker {
         self.flush(false, now);
     }
 
-    /// Marks sessions whose timers appended server events: their verdict is due in
-    /// `VERDICT_LAG_US`, or earlier if it already was.
+    /// Marks sessions whose timers appended server events as behind (`verdict_due`).
     fn mark_dirty(&mut self, touched: BTreeSet<String>) {
-        let due = wall_us() + VERDICT_LAG_US;
+        let now_us = wall_us();
         for sid in touched {
-            let last = self.live.get(&sid).map_or(0, |l| l.last_verdict_us);
-            self.dirty
-                .entry(sid)
-                .or_insert(due.max(last + VERDICT_GAP_US));
+            let due = self.verdict_due(&sid, now_us);
+            self.dirty.mark(&sid, due);
         }
     }
 
-    /// Hands the verdicts that are due to the writer: sessions that ended, or whose due time
-    /// (`dirty`) has come; every dirty one when `all`. The writer stores
+    /// When a session's next verdict is due (wall-clock µs): at once if it ended; else
+    /// `VERDICT_LAG_US` after its oldest uncovered event was accepted (a gateway clock ahead
+    /// of this one counts as now), but not before `VERDICT_GAP_US` after its previous one.
+    fn verdict_due(&self, sid: &str, now_us: i64) -> i64 {
+        let Some(live) = self.live.get(sid) else {
+            return now_us;
+        };
+        if live.fold.ended() {
+            return 0;
+        }
+        let since = live.uncovered_since_us.clamp(0, now_us);
+        (if since > 0 { since } else { now_us } + VERDICT_LAG_US)
+            .max(live.last_verdict_us + VERDICT_GAP_US)
+    }
+
+    /// Hands the verdicts that are due to the writer (`verdict_due`); every dirty one when
+    /// `all`. The writer stores
     /// them after every batch already folded into them; `on_done` pushes their effects.
     ///
     /// Unless `all`, nothing is handed over while a verdict job is still queued or being
@@ -450,26 +455,15 @@ impl Worker {
             return;
         }
         let now_us = wall_us();
-        let due: BTreeSet<String> = self
-            .dirty
-            .iter()
-            .filter(|(sid, at)| {
-                all || now_us >= **at || self.live.get(*sid).is_none_or(|l| l.fold.ended())
-            })
-            // A fold that set an out-of-order event aside is incomplete until the re-fold
-            // that follows its batch's store: its verdict waits for that (the fence compares
-            // only the highest sequence numbers, which such an event does not raise).
-            .filter(|(sid, _)| {
-                !self
-                    .in_flight
-                    .iter()
-                    .any(|f| f.out_of_order.contains(sid.as_str()))
-            })
-            .map(|(sid, _)| sid.clone())
-            .collect();
+        // A fold that set an out-of-order event aside is incomplete until the re-fold that
+        // follows its batch's store: its verdict waits for that (the fence compares only the
+        // highest sequence numbers, which such an event does not raise).
+        let in_flight = &self.in_flight;
+        let due = self.dirty.take_due(now_us, all, |sid| {
+            in_flight.iter().any(|f| f.out_of_order.contains(sid))
+        });
         let mut batch = Vec::with_capacity(due.len());
         for sid in &due {
-            self.dirty.remove(sid);
             if let Some(live) = self.live.get_mut(sid) {
                 live.last_verdict_us = now_us;
                 batch.push(Due {
@@ -729,7 +723,7 @@ impl Worker {
                 self.app.hub.forget(&sid);
                 // A session whose fold changed after this verdict was computed (a re-fold)
                 // stays live until its next verdict is stored.
-                if !self.dirty.contains_key(&sid) {
+                if !self.dirty.contains(&sid) {
                     self.live.remove(&sid);
                 }
             }
