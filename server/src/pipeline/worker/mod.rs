@@ -88,10 +88,9 @@ pub struct Worker {
     live: HashMap<String, Live>,
     /// One shared copy of each profile the live sessions use.
     profiles: HashMap<String, Arc<Profile>>,
-    /// Sessions whose stored verdict is behind their fold, with when their next verdict is
-    /// due (wall-clock µs): `VERDICT_LAG` after the gateway accepted the oldest event it will
-    /// cover (at once when a session ends). One verdict covers every event folded by then, so
-    /// a session is written about once per `VERDICT_LAG`, not once per batch.
+    /// Sessions whose stored verdict is behind their fold, ordered by when their next verdict
+    /// is due (`verdict_due`). One verdict covers every event folded by then, so a session is
+    /// written about once per `VERDICT_LAG_US`, not once per batch.
     dirty: DueSet,
     rng: StdRng,
     /// Batches folded but not yet stored, oldest first.
@@ -443,8 +442,8 @@ impl Worker {
     }
 
     /// Hands the verdicts that are due to the writer (`verdict_due`); every dirty one when
-    /// `all`. The writer stores
-    /// them after every batch already folded into them; `on_done` pushes their effects.
+    /// `all`. The writer stores them after every batch already folded into them; `on_done`
+    /// pushes their effects.
     ///
     /// Unless `all`, nothing is handed over while a verdict job is still queued or being
     /// written: what falls due meanwhile goes in the next job, once that one is done. A store
