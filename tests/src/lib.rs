@@ -294,6 +294,27 @@ pub async fn token_for(http: &reqwest::Client, base: &str, id: &str, secret: &st
     r["access_token"].as_str().expect("access_token").to_owned()
 }
 
+/// The demo platform's credentials that `proctor serve` wrote into `data_dir`, and a token
+/// for them.
+pub async fn demo_token(
+    http: &reqwest::Client,
+    base: &str,
+    data_dir: &std::path::Path,
+) -> (Value, String) {
+    let creds: Value = serde_json::from_str(
+        &std::fs::read_to_string(data_dir.join("demo-credentials.json")).expect("creds"),
+    )
+    .expect("json");
+    let token = token_for(
+        http,
+        base,
+        creds["client_id"].as_str().expect("id"),
+        creds["client_secret"].as_str().expect("s"),
+    )
+    .await;
+    (creds, token)
+}
+
 /// POST JSON with a bearer token; returns (status, body as JSON or Null).
 pub async fn post_json(
     http: &reqwest::Client,

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use proctor_e2e::{proctor_bin, send, token_for};
+use proctor_e2e::{demo_token, proctor_bin, send};
 use serde_json::{Value, json};
 
 /// Sessions streaming while the worker dies (the figure); `PROCTOR_FAULT_SESSIONS`
@@ -264,17 +264,7 @@ impl Fleet {
         let gateway = spawn("gateway", gw_port, dir.path(), &db, &redis, &ns);
         ready(&http, gw_port).await;
         let base = format!("http://127.0.0.1:{gw_port}");
-        let creds: Value = serde_json::from_str(
-            &std::fs::read_to_string(dir.path().join("demo-credentials.json")).expect("creds"),
-        )
-        .expect("json");
-        let token = token_for(
-            &http,
-            &base,
-            creds["client_id"].as_str().expect("id"),
-            creds["client_secret"].as_str().expect("s"),
-        )
-        .await;
+        let (creds, token) = demo_token(&http, &base, dir.path()).await;
         Some(Fleet {
             course_id: creds["course_id"].as_str().expect("course").to_owned(),
             lesson: creds["lesson_ids"][0].as_str().expect("lesson").to_owned(),

@@ -4,7 +4,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use proctor_e2e::{open_ws, proctor_bin, recv, send, token_for};
+use proctor_e2e::{demo_token, open_ws, proctor_bin, recv, send, token_for};
 use serde_json::{Value, json};
 
 async fn wait_ready(http: &reqwest::Client, base: &str) {
@@ -99,17 +99,7 @@ async fn sigterm_keeps_every_acknowledged_event() {
     .await;
     assert!(!t2.is_empty());
 
-    let creds: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("demo-credentials.json")).expect("creds"),
-    )
-    .expect("json");
-    let token = token_for(
-        &http,
-        &base,
-        creds["client_id"].as_str().expect("id"),
-        creds["client_secret"].as_str().expect("s"),
-    )
-    .await;
+    let (creds, token) = demo_token(&http, &base, dir.path()).await;
     let post = |path: &str, body: Value| {
         let (http, base, token) = (http.clone(), base.clone(), token.clone());
         let path = path.to_owned();

@@ -15,7 +15,6 @@ use std::time::Duration;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
 use futures_util::StreamExt;
-use rand::Rng;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -90,7 +89,7 @@ pub async fn connect(
         lesson_duration_ms: ctx.lesson_duration_ms,
         outstanding: outstanding
             .into_iter()
-            .map(|o| challenge_msg(o.nonce, o.kind, o.deadline, o.expected, now))
+            .map(|o| ChallengeMsg::new(o.nonce, o.kind, o.deadline, o.expected, now))
             .collect(),
     };
     actix_web::rt::spawn(conn.run(session, stream, welcome));
@@ -207,50 +206,6 @@ pub async fn beacon(
         duplicates,
         last_seq: last,
     }))
-}
-
-/// The message a challenge is pushed as; pop-ups get the expected code among two decoys.
-pub fn challenge_msg(
-    nonce: String,
-    kind: ChallengeKind,
-    deadline: Millis,
-    expected: Option<String>,
-    now: Millis,
-) -> ChallengeMsg {
-    let mut rng = rand::rng();
-    let (choices, prompt) = match (kind, expected) {
-        (ChallengeKind::Popup, Some(code)) => {
-            let mut c = vec![code.clone()];
-            while c.len() < 3 {
-                let d = format!("{:04}", rng.random_range(0..10_000));
-                if !c.contains(&d) {
-                    c.push(d);
-                }
-            }
-            let at = rng.random_range(0..c.len());
-            c.swap(0, at);
-            (
-                c,
-                format!("请选择 {code} 继续学习 / Pick {code} to continue"),
-            )
-        }
-        (ChallengeKind::Popup, None) => (vec![], "Confirm you are here".into()),
-        (ChallengeKind::Snapshot, _) => (vec![], "Taking a photo for your study record".into()),
-        (ChallengeKind::FaceRecheck, _) => {
-            (vec![], "Please look at the camera for a face check".into())
-        }
-        (ChallengeKind::Liveness, steps) => {
-            crate::app::liveness::steps_and_prompt(steps.as_deref())
-        }
-    };
-    ChallengeMsg {
-        nonce,
-        kind,
-        deadline,
-        deadline_in_ms: deadline.0 - now.0,
-        choices,
-        prompt,
-    }
 }
 
 struct Connection {

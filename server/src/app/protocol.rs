@@ -1,6 +1,7 @@
 //! The learner WebSocket protocol: what the server sends. Client messages are domain
 //! [`EventBody`](crate::domain::EventBody) client verbs plus a `seq` (see docs/protocol.md).
 
+use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{ChallengeKind, Millis, TerminationReason};
@@ -66,6 +67,52 @@ pub struct ChallengeMsg {
     pub choices: Vec<String>,
     /// What to show: for a pop-up, the code to pick; otherwise a short instruction.
     pub prompt: String,
+}
+
+impl ChallengeMsg {
+    /// The message a challenge is pushed as (on issue, and again to a reconnecting socket); pop-ups get the expected code among two decoys.
+    pub fn new(
+        nonce: String,
+        kind: ChallengeKind,
+        deadline: Millis,
+        expected: Option<String>,
+        now: Millis,
+    ) -> Self {
+        let mut rng = rand::rng();
+        let (choices, prompt) = match (kind, expected) {
+            (ChallengeKind::Popup, Some(code)) => {
+                let mut c = vec![code.clone()];
+                while c.len() < 3 {
+                    let d = format!("{:04}", rng.random_range(0..10_000));
+                    if !c.contains(&d) {
+                        c.push(d);
+                    }
+                }
+                let at = rng.random_range(0..c.len());
+                c.swap(0, at);
+                (
+                    c,
+                    format!("请选择 {code} 继续学习 / Pick {code} to continue"),
+                )
+            }
+            (ChallengeKind::Popup, None) => (vec![], "Confirm you are here".into()),
+            (ChallengeKind::Snapshot, _) => (vec![], "Taking a photo for your study record".into()),
+            (ChallengeKind::FaceRecheck, _) => {
+                (vec![], "Please look at the camera for a face check".into())
+            }
+            (ChallengeKind::Liveness, steps) => {
+                crate::app::liveness::steps_and_prompt(steps.as_deref())
+            }
+        };
+        ChallengeMsg {
+            nonce,
+            kind,
+            deadline,
+            deadline_in_ms: deadline.0 - now.0,
+            choices,
+            prompt,
+        }
+    }
 }
 
 /// WebSocket close codes (4000–4999 are the application's).

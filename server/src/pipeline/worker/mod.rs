@@ -552,40 +552,17 @@ impl Worker {
     ) -> bool {
         let nonce = format!("{:032x}", self.rng.random::<u128>());
         let deadline = now.plus(schedule::deadline_ms(profile, kind));
-        let (expected, choices, prompt) = match kind {
-            ChallengeKind::Popup => {
-                let code = format!("{:04}", self.rng.random_range(0..10_000));
-                let mut choices = vec![code.clone()];
-                while choices.len() < 3 {
-                    let c = format!("{:04}", self.rng.random_range(0..10_000));
-                    if !choices.contains(&c) {
-                        choices.push(c);
-                    }
-                }
-                let at = self.rng.random_range(0..choices.len());
-                choices.swap(0, at);
-                (
-                    Some(code.clone()),
-                    choices,
-                    format!("请选择 {code} 继续学习 / Pick {code} to continue"),
-                )
-            }
-            ChallengeKind::Snapshot => {
-                (None, vec![], "Taking a photo for your study record".into())
-            }
-            ChallengeKind::FaceRecheck => (
-                None,
-                vec![],
-                "Please look at the camera for a face check".into(),
-            ),
-            // Issued by the gateway when the client asks (`app::liveness`), never planned.
-            ChallengeKind::Liveness => (None, vec![], String::new()),
+        // The pop-up code is the logged, random choice; the message (decoys, prompt) is made
+        // the same way as for a reconnecting socket.
+        let expected = match kind {
+            ChallengeKind::Popup => Some(format!("{:04}", self.rng.random_range(0..10_000))),
+            ChallengeKind::Snapshot | ChallengeKind::FaceRecheck | ChallengeKind::Liveness => None,
         };
         let body = EventBody::ChallengeIssued {
             nonce: nonce.clone(),
             kind,
             deadline,
-            expected,
+            expected: expected.clone(),
         };
         if !self.append(sid, body, now).await {
             return false;
@@ -602,14 +579,7 @@ impl Worker {
         self.app
             .push(
                 sid,
-                ServerMsg::Challenge(ChallengeMsg {
-                    nonce,
-                    kind,
-                    deadline,
-                    deadline_in_ms: deadline.0 - now.0,
-                    choices,
-                    prompt,
-                }),
+                ServerMsg::Challenge(ChallengeMsg::new(nonce, kind, deadline, expected, now)),
             )
             .await;
         true
