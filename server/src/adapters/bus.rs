@@ -61,7 +61,7 @@ impl Bus {
     pub async fn publish(&self, d: Delivery) -> Result<(), BusError> {
         match self {
             Bus::Memory(m) => m.publish(d).await,
-            Bus::Redis(r) => r.publish(&d).await,
+            Bus::Redis(r) => r.publish(d).await,
         }
     }
 }

@@ -107,7 +107,8 @@ struct ServeArgs {
     #[arg(long, env = "PROCTOR_REDIS_NAMESPACE", default_value = "proctor")]
     redis_namespace: String,
     /// Backpressure: gateways refuse new events while a partition stream holds this many
-    /// entries no worker has acknowledged (a store outage, no live worker).
+    /// entries (1 to 64 events each) no worker has acknowledged (a store outage, no live
+    /// worker).
     #[arg(long, env = "PROCTOR_BUS_MAX_BACKLOG", default_value_t = crate::adapters::redis::bus::DEFAULT_MAX_BACKLOG)]
     bus_max_backlog: u64,
     /// Face analysis: `onnx` (the models from `models/setup.sh`) or `stand-in` (labelled,

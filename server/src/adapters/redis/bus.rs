@@ -1,9 +1,13 @@
-//! The Redis Streams bus. Gateways `XADD` each accepted event to its partition's stream
-//! (`proctor:{pN}:events`); one worker at a time owns a partition (a `SET NX PX` lease it
-//! renews) and reads it through the consumer group `workers`. Invariants: an entry is
-//! acknowledged (`XACK`) only after the events and verdicts it led to are stored; a new owner
-//! first claims (`XAUTOCLAIM`) every entry its predecessor read but did not acknowledge; the
-//! stream is trimmed only below the oldest entry that is still unacknowledged.
+//! The Redis Streams bus. Gateways append accepted events to their partition's stream
+//! (`proctor:{pN}:events`): one lane task per partition and gateway process writes everything
+//! queued for that partition while its previous `XADD` was in flight as one entry (at most
+//! `MAX_ENTRY_EVENTS` events, in the order they were accepted), so under load one `XADD`,
+//! one read and one `XACK` carry many events, and an idle gateway still appends each event at
+//! once. One worker at a time owns a partition (a `SET NX PX` lease it renews) and reads it
+//! through the consumer group `workers`. Invariants: an entry is acknowledged (`XACK`) only
+//! after the events it holds are stored; a new owner first claims (`XAUTOCLAIM`) every entry
+//! its predecessor read but did not acknowledge; the stream is trimmed only below the oldest
+//! entry that is still unacknowledged.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
@@ -11,10 +15,12 @@ use std::time::{Duration, Instant};
 
 use redis::RedisResult;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{GROUP, RedisConn};
 use crate::adapters::bus::{BusError, Delivery, partition_of, wall_us};
-use crate::domain::{Event, Millis, Origin};
+use crate::domain::{Event, EventBody, Millis, Origin};
 
 /// How long a partition lease lasts without renewal: a dead worker's partitions are taken
 /// over within this time (plus `OWNER_RETRY`). Renewed every quarter of it; a worker that
@@ -31,25 +37,70 @@ const MAX_BLOCK: Duration = Duration::from_millis(200);
 const RENEW: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
 const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
-/// The default bound on a partition's unacknowledged backlog before gateways push back.
-pub const DEFAULT_MAX_BACKLOG: u64 = 200_000;
+/// The default bound on a partition's unacknowledged backlog, in stream entries, before
+/// gateways push back: up to 20 000 events when each entry holds one (light load), and up to
+/// `MAX_ENTRY_EVENTS` times that when gateways are busy.
+pub const DEFAULT_MAX_BACKLOG: u64 = 20_000;
 
 /// How often a gateway re-reads the partitions' backlogs.
 const BACKLOG_POLL: Duration = Duration::from_millis(200);
 
+/// The most events one stream entry holds (a worker's read is bounded in entries, so this
+/// bounds the events one read brings).
+pub const MAX_ENTRY_EVENTS: usize = 64;
+
+/// Events waiting for a partition's lane; a full queue makes `publish` wait.
+const LANE_QUEUE: usize = 4096;
+
 /// The producer side.
 #[derive(Debug, Clone)]
 pub struct RedisBus {
-    conn: RedisConn,
     partitions: usize,
     /// Per partition: its backlog is over the bound (refreshed by a watcher task).
     saturated: Arc<Vec<AtomicBool>>,
+    /// Per partition: the queue of the task that appends its events, in order.
+    lanes: Arc<Vec<mpsc::Sender<Append>>>,
 }
 
-fn origin_str(o: Origin) -> &'static str {
-    match o {
-        Origin::Server => "server",
-        Origin::Client => "client",
+/// One event waiting to be appended, and who to tell when it is (or failed).
+#[derive(Debug)]
+struct Append {
+    delivery: Delivery,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// One event in a stream entry's `e` field: `[session, origin, seq, at, body, accepted_us]`.
+#[derive(Serialize)]
+struct WireOut<'a>(&'a str, Origin, u64, i64, &'a EventBody, i64);
+
+impl<'a> From<&'a Delivery> for WireOut<'a> {
+    fn from(d: &'a Delivery) -> WireOut<'a> {
+        WireOut(
+            &d.session_id,
+            d.event.origin,
+            d.event.seq,
+            d.event.at.0,
+            &d.event.body,
+            d.accepted_us,
+        )
+    }
+}
+
+#[derive(Deserialize)]
+struct WireIn(String, Origin, u64, i64, EventBody, i64);
+
+impl From<WireIn> for Delivery {
+    fn from(WireIn(session_id, origin, seq, at, body, accepted_us): WireIn) -> Delivery {
+        Delivery {
+            session_id,
+            event: Event {
+                origin,
+                seq,
+                at: Millis(at),
+                body,
+            },
+            accepted_us,
+        }
     }
 }
 
@@ -88,10 +139,17 @@ impl RedisBus {
             Arc::downgrade(&saturated),
             max_backlog,
         ));
+        let lanes = (0..partitions.max(1))
+            .map(|p| {
+                let (tx, rx) = mpsc::channel(LANE_QUEUE);
+                tokio::spawn(lane(conn.clone(), p, rx));
+                tx
+            })
+            .collect();
         Ok(RedisBus {
-            conn,
             partitions: partitions.max(1),
             saturated,
+            lanes: Arc::new(lanes),
         })
     }
 
@@ -99,44 +157,52 @@ impl RedisBus {
         self.partitions
     }
 
-    /// Appends one event to its session's partition stream, unless the partition's backlog
-    /// is over its bound (`Saturated`: backpressure).
-    pub async fn publish(&self, d: &Delivery) -> Result<(), BusError> {
+    /// Appends one event to its session's partition stream and returns once Redis holds it,
+    /// unless the partition's backlog is over its bound (`Saturated`: backpressure).
+    pub async fn publish(&self, d: Delivery) -> Result<(), BusError> {
         let p = partition_of(&d.session_id, self.partitions);
         if self.saturated[p].load(Ordering::Relaxed) {
             return Err(BusError::Saturated);
         }
-        self.xadd(p, d)
+        let (done, appended) = oneshot::channel();
+        let append = Append { delivery: d, done };
+        self.lanes[p]
+            .send(append)
             .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))
+            .map_err(|_| BusError::Closed)?;
+        match appended.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(BusError::Unavailable(e)),
+            Err(_) => Err(BusError::Closed),
+        }
     }
+}
 
-    async fn xadd(&self, p: usize, d: &Delivery) -> RedisResult<()> {
-        let mut conn = self.conn.clone();
-        let body = serde_json::to_string(&d.event.body).map_err(|e| {
-            redis::RedisError::from((redis::ErrorKind::Client, "event encoding", e.to_string()))
-        })?;
-        let key = conn.stream_key(p);
-        conn.query::<String>(
-            redis::cmd("XADD")
-                .arg(key)
-                .arg("*")
-                .arg("s")
-                .arg(&d.session_id)
-                .arg("o")
-                .arg(origin_str(d.event.origin))
-                .arg("q")
-                .arg(d.event.seq)
-                .arg("a")
-                .arg(d.event.at.0)
-                .arg("b")
-                .arg(body)
-                .arg("t")
-                .arg(d.accepted_us),
-        )
-        .await?;
-        Ok(())
+/// A partition's lane: appends what is queued as one entry per `XADD`, one `XADD` at a time,
+/// so the stream holds events in the order they were queued; runs until the bus is dropped.
+async fn lane(mut conn: RedisConn, p: usize, mut rx: mpsc::Receiver<Append>) {
+    let key = conn.stream_key(p);
+    let mut batch = Vec::with_capacity(MAX_ENTRY_EVENTS);
+    while rx.recv_many(&mut batch, MAX_ENTRY_EVENTS).await > 0 {
+        let result = xadd(&mut conn, &key, &batch)
+            .await
+            .map_err(|e| e.to_string());
+        for a in batch.drain(..) {
+            // A publisher that gave up waiting is no error: its event may be appended anyway.
+            let _ = a.done.send(result.clone());
+        }
     }
+}
+
+/// Appends `batch` as one stream entry.
+async fn xadd(conn: &mut RedisConn, key: &str, batch: &[Append]) -> RedisResult<()> {
+    let events: Vec<WireOut<'_>> = batch.iter().map(|a| WireOut::from(&a.delivery)).collect();
+    let body = serde_json::to_string(&events).map_err(|e| {
+        redis::RedisError::from((redis::ErrorKind::Client, "event encoding", e.to_string()))
+    })?;
+    conn.query::<String>(redis::cmd("XADD").arg(key).arg("*").arg("e").arg(body))
+        .await?;
+    Ok(())
 }
 
 /// A partition's backlog: entries not yet delivered to the group (`lag`) plus entries
@@ -202,8 +268,34 @@ async fn watch_backlog(mut conn: RedisConn, flags: std::sync::Weak<Vec<AtomicBoo
     }
 }
 
-/// Decodes one stream entry; `None` for an entry that is not an event (logged and acked).
-pub fn decode(entry: &StreamId) -> Option<Delivery> {
+/// Decodes one stream entry into its events, in order; empty for an entry that holds no
+/// event (logged, then acknowledged like the others). An event that does not decode is
+/// skipped alone, not with the rest of its entry.
+pub fn decode(entry: &StreamId) -> Vec<Delivery> {
+    let Some(events) = entry.get::<String>("e") else {
+        // One event per entry, as gateways before batched entries wrote them.
+        return decode_single(entry).into_iter().collect();
+    };
+    if let Ok(events) = serde_json::from_str::<Vec<WireIn>>(&events) {
+        return events.into_iter().map(Delivery::from).collect();
+    }
+    let Ok(values) = serde_json::from_str::<Vec<serde_json::Value>>(&events) else {
+        return Vec::new();
+    };
+    values
+        .into_iter()
+        .filter_map(|v| match serde_json::from_value::<WireIn>(v) {
+            Ok(w) => Some(Delivery::from(w)),
+            Err(e) => {
+                tracing::warn!(id = %entry.id, error = %e, "Skipping an event that does not decode.");
+                None
+            }
+        })
+        .collect()
+}
+
+/// An entry with one event in fields `s o q a b t`.
+fn decode_single(entry: &StreamId) -> Option<Delivery> {
     let session_id: String = entry.get("s")?;
     let origin = match entry.get::<String>("o")?.as_str() {
         "server" => Origin::Server,
@@ -243,9 +335,9 @@ pub enum Batch {
     Acquired,
     /// This worker lost or gave up the partition: drop its in-memory state.
     Lost,
-    /// Entries to process, with their stream ids for the acknowledgement (`None`: an entry
-    /// that is not an event; it is acknowledged and skipped).
-    Events(Vec<(String, Option<Delivery>)>),
+    /// Entries to process: each stream id (for the acknowledgement) with the events the
+    /// entry holds (none: an entry that is not an event; it is acknowledged and skipped).
+    Events(Vec<(String, Vec<Delivery>)>),
 }
 
 /// The consumer side of one partition.
@@ -504,14 +596,116 @@ impl RedisPartition {
     }
 }
 
-fn entries(ids: Vec<StreamId>) -> Vec<(String, Option<Delivery>)> {
+fn entries(ids: Vec<StreamId>) -> Vec<(String, Vec<Delivery>)> {
     ids.into_iter()
         .map(|e| {
             let d = decode(&e);
-            if d.is_none() {
+            if d.is_empty() {
                 tracing::warn!(id = %e.id, "Skipping a stream entry that is not an event.");
             }
             (e.id, d)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn entry(fields: &[(&str, &str)]) -> StreamId {
+        StreamId {
+            id: "1-0".into(),
+            map: fields
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        (*k).to_owned(),
+                        redis::Value::BulkString(v.as_bytes().to_vec()),
+                    )
+                })
+                .collect::<HashMap<_, _>>(),
+            ..StreamId::default()
+        }
+    }
+
+    fn delivery(session: &str, origin: Origin, seq: u64, body: EventBody) -> Delivery {
+        Delivery {
+            session_id: session.into(),
+            event: Event {
+                origin,
+                seq,
+                at: Millis(1_700_000_000_000 + i64::try_from(seq).unwrap_or(0)),
+                body,
+            },
+            accepted_us: 42,
+        }
+    }
+
+    fn encode(ds: &[Delivery]) -> String {
+        let wire: Vec<WireOut<'_>> = ds.iter().map(WireOut::from).collect();
+        serde_json::to_string(&wire).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_batched_entry_decodes_to_its_events_in_order() {
+        let ds = vec![
+            delivery("s1", Origin::Server, 1, EventBody::SessionStarted),
+            delivery(
+                "s2",
+                Origin::Server,
+                7,
+                EventBody::ChallengeExpired { nonce: "n".into() },
+            ),
+            delivery("s1", Origin::Server, 2, EventBody::SessionStarted),
+        ];
+        let got = decode(&entry(&[("e", &encode(&ds))]));
+        assert_eq!(got.len(), 3);
+        for (g, d) in got.iter().zip(&ds) {
+            assert_eq!(g.session_id, d.session_id);
+            assert_eq!(g.event, d.event);
+            assert_eq!(g.accepted_us, d.accepted_us);
+        }
+    }
+
+    #[test]
+    fn an_event_that_does_not_decode_is_skipped_alone() {
+        let ds = vec![
+            delivery("s1", Origin::Server, 1, EventBody::SessionStarted),
+            delivery("s1", Origin::Server, 2, EventBody::SessionStarted),
+        ];
+        let mut wire: Vec<serde_json::Value> =
+            serde_json::from_str(&encode(&ds)).unwrap_or_default();
+        wire.insert(
+            1,
+            serde_json::json!(["s1", "server", 9, 0, {"type": "no_such_type"}, 0]),
+        );
+        let got = decode(&entry(&[(
+            "e",
+            &serde_json::to_string(&wire).unwrap_or_default(),
+        )]));
+        let seqs: Vec<u64> = got.iter().map(|d| d.event.seq).collect();
+        assert_eq!(seqs, vec![1, 2]);
+        assert!(decode(&entry(&[("e", "not json")])).is_empty());
+    }
+
+    #[test]
+    fn a_single_event_entry_of_an_older_gateway_still_decodes() {
+        let body = serde_json::to_string(&EventBody::SessionStarted).unwrap_or_default();
+        let got = decode(&entry(&[
+            ("s", "s9"),
+            ("o", "server"),
+            ("q", "3"),
+            ("a", "5"),
+            ("b", &body),
+            ("t", "11"),
+        ]));
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].session_id, "s9");
+        assert_eq!(got[0].event.seq, 3);
+        assert_eq!(got[0].event.at, Millis(5));
+        assert_eq!(got[0].accepted_us, 11);
+        assert!(decode(&entry(&[("s", "s9")])).is_empty());
+    }
 }

@@ -49,6 +49,10 @@ impl Feed {
 
 pub(super) const MAX_BATCH: usize = 2048;
 
+/// Stream entries per Redis read. An entry holds up to `MAX_ENTRY_EVENTS` (64) events, so a
+/// read brings at most 16 384 events, the worker's bound on events ahead of the store.
+const READ_ENTRIES: usize = 256;
+
 /// The longest a Redis read blocks, so acknowledgements wait at most this long.
 const READ_WAIT: Duration = Duration::from_millis(100);
 
@@ -74,7 +78,8 @@ pub(super) async fn read(
             ack(&mut part, &ids, draining).await;
         }
         let batch = if draining {
-            part.next_batch(MAX_BATCH, Duration::from_millis(50)).await
+            part.next_batch(READ_ENTRIES, Duration::from_millis(50))
+                .await
         } else {
             tokio::select! {
                 biased;
@@ -84,7 +89,7 @@ pub(super) async fn read(
                     draining = true;
                     continue;
                 }
-                b = part.next_batch(MAX_BATCH, period.min(READ_WAIT)) => b,
+                b = part.next_batch(READ_ENTRIES, period.min(READ_WAIT)) => b,
             }
         };
         let read = match batch {
@@ -100,7 +105,7 @@ pub(super) async fn read(
                     continue;
                 }
                 let ids: Vec<String> = entries.iter().map(|(id, _)| id.clone()).collect();
-                Read::Events(ids, entries.into_iter().filter_map(|(_, d)| d).collect())
+                Read::Events(ids, entries.into_iter().flat_map(|(_, d)| d).collect())
             }
             Err(e) => {
                 tracing::warn!(partition = part.partition(), error = %e, "Failed to read the partition stream; retrying.");
