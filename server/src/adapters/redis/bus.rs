@@ -306,17 +306,9 @@ fn decode_single(entry: &StreamId) -> Option<Delivery> {
     let at: i64 = entry.get("a")?;
     let body: String = entry.get("b")?;
     let body = serde_json::from_str(&body).ok()?;
-    Some(Delivery {
-        session_id,
-        event: Event {
-            origin,
-            seq,
-            at: Millis(at),
-            body,
-        },
-        // Absent in entries written before the field existed.
-        accepted_us: entry.get("t").unwrap_or(0),
-    })
+    // `t` is absent in entries written before the field existed.
+    let accepted_us = entry.get("t").unwrap_or(0);
+    Some(WireIn(session_id, origin, seq, at, body, accepted_us).into())
 }
 
 /// How many partitions this process should own: its fair share of the live workers.
