@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use actix_web::{HttpServer, web};
+use actix_service::IntoServiceFactory as _;
+use actix_web::web;
 use anyhow::Context;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -345,7 +346,10 @@ impl Application {
         let data = web::Data::from(app.clone());
         let openapi = crate::api::openapi();
         let idempotency = web::Data::new(crate::api::idempotency::Memory::default());
-        let server = HttpServer::new(move || {
+        // One application factory for both of an HTTP worker's services: requests, and
+        // connection upgrades (the learner sockets, `api::upgrade`), which go through the
+        // same application before the socket leaves actix-http's dispatcher.
+        let make_app = move || {
             // The docs come first: the /api/v1 scope would otherwise answer 404 for them.
             let docs =
                 SwaggerUi::new("/api/v1/docs/{_:.*}").url("/api/v1/openapi.json", openapi.clone());
@@ -382,13 +386,36 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(
                     crate::metrics::http::observe,
                 ))
-        })
-        .workers(2)
-        .disable_signals()
-        .shutdown_timeout(10)
-        .listen(listener)
-        .context("Failed to start the HTTP server")?
-        .run();
+                .into_factory()
+        };
+        let addr = listener
+            .local_addr()
+            .context("Failed to read the bound address")?;
+        let builder = actix_server::Server::build();
+        // Tells idle keep-alive connections to close when a graceful stop begins (as
+        // actix-web's `HttpServer` does), so the stop does not wait out their timeout.
+        let stopping = builder.graceful_shutdown_signal();
+        let server = builder
+            .workers(2)
+            .disable_signals()
+            .shutdown_timeout(10)
+            .listen("proctor-http", listener, move || {
+                let upgrades = make_app.clone();
+                let stopping = stopping.clone();
+                actix_http::HttpService::build()
+                    .graceful_shutdown_signal(move || {
+                        let stopping = stopping.clone();
+                        async move { stopping.notified().await }
+                    })
+                    .local_addr(addr)
+                    .upgrade(crate::api::upgrade::factory(upgrades))
+                    .finish(actix_service::map_config(make_app(), |()| {
+                        actix_web::dev::AppConfig::default()
+                    }))
+                    .tcp()
+            })
+            .context("Failed to start the HTTP server")?
+            .run();
         let handle = server.handle();
         let server_task = tokio::spawn(server);
 

@@ -10,7 +10,7 @@ fn the_domain_imports_nothing_that_does_io() {
         "sqlx",
         "redis",
         "actix_web",
-        "actix_ws",
+        "actix_http",
         "ort",
         "reqwest",
         "rand",

@@ -6,6 +6,8 @@ pub mod auth;
 pub mod error;
 pub mod idempotency;
 pub mod routes;
+pub mod socket;
+pub mod upgrade;
 pub mod ws;
 
 use actix_web::{HttpResponse, web};

@@ -12,14 +12,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_http::ws::CloseReason;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
-use futures_util::StreamExt;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::auth::CallingLearner;
 use super::error::{ApiError, ApiResult};
+use super::socket::{Failure, Incoming, Socket, close_reason};
 use crate::adapters::bus::Delivery;
 use crate::app::hub::Outbound;
 use crate::app::protocol::{ChallengeMsg, ServerMsg, close};
@@ -29,16 +29,31 @@ use crate::domain::{ChallengeKind, Event, EventBody, Millis, Origin};
 /// Largest accepted WebSocket message.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
-/// Opens the learner socket (see docs/protocol.md).
+/// Opens the learner socket (see docs/protocol.md). The handshake is answered here, through
+/// the whole application; the socket itself is served on the raw stream (`api::upgrade`).
 #[get("/sessions/{id}/ws")]
 pub async fn connect(
     app: web::Data<App>,
     req: HttpRequest,
     learner: CallingLearner,
     id: web::Path<String>,
-    body: web::Payload,
 ) -> ApiResult<HttpResponse> {
     let claims = learner.for_session(&id)?.clone();
+    let mut handshake =
+        actix_http::ws::handshake(req.head()).map_err(|e| ApiError::Malformed(e.to_string()))?;
+    // A handshake's body would be read as WebSocket frames (actix-http hands every WebSocket
+    // upgrade request to `api::upgrade` with the stream as it is): refuse one.
+    if req
+        .headers()
+        .contains_key(actix_web::http::header::CONTENT_LENGTH)
+        || req
+            .headers()
+            .contains_key(actix_web::http::header::TRANSFER_ENCODING)
+    {
+        return Err(ApiError::Malformed(
+            "a WebSocket handshake has no body".into(),
+        ));
+    }
     if app.is_draining() {
         return Err(AppError::Unavailable {
             what: "gateway (draining)",
@@ -60,12 +75,6 @@ pub async fn connect(
     let profile = crate::domain::Profile::find(&rec.profile)
         .map_err(|e| AppError::Internal(e.to_string()))?;
 
-    let (response, session, stream) =
-        actix_ws::handle(&req, body).map_err(|e| ApiError::Malformed(e.to_string()))?;
-    let stream = stream
-        .max_frame_size(MAX_MESSAGE_BYTES)
-        .aggregate_continuations()
-        .max_continuation_size(MAX_MESSAGE_BYTES);
     let conn = Connection {
         app: app.into_inner(),
         session_id: id.into_inner(),
@@ -92,8 +101,31 @@ pub async fn connect(
             .map(|o| ChallengeMsg::new(o.nonce, o.kind, o.deadline, o.expected, now))
             .collect(),
     };
-    actix_web::rt::spawn(conn.run(session, stream, welcome));
+    let mut response = HttpResponse::from(handshake.finish().map_into_boxed_body());
+    response
+        .extensions_mut()
+        .insert(Accepted(Box::new((conn, welcome))));
     Ok(response)
+}
+
+/// A learner socket whose handshake was accepted, handed from `connect` to `api::upgrade` in
+/// the `101` response's extensions.
+pub struct Accepted(Box<(Connection, ServerMsg)>);
+
+impl std::fmt::Debug for Accepted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Accepted")
+            .field("session", &self.0.0.session_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Accepted {
+    /// Serves the socket until it closes.
+    pub async fn serve(self, socket: Socket) {
+        let (conn, welcome) = *self.0;
+        conn.run(socket, welcome).await;
+    }
 }
 
 /// What a beacon delivered.
@@ -227,90 +259,70 @@ enum Next {
     Close(u16, String),
 }
 
-fn close_reason(code: u16, why: &str) -> CloseReason {
-    let code = match code {
-        1000 => CloseCode::Normal,
-        1009 => CloseCode::Size,
-        1011 => CloseCode::Error,
-        1012 => CloseCode::Restart,
-        other => CloseCode::Other(other),
-    };
-    // Close reasons are limited to 123 bytes on the wire.
-    let mut d = why.to_owned();
-    while d.len() > 120 {
-        d.pop();
-    }
-    CloseReason {
-        code,
-        description: Some(d),
-    }
-}
-
 impl Connection {
-    async fn run(
-        mut self,
-        mut session: actix_ws::Session,
-        mut stream: actix_ws::AggregatedMessageStream,
-        welcome: ServerMsg,
-    ) {
+    async fn run(mut self, mut socket: Socket, welcome: ServerMsg) {
         let (conn_id, mut outbound) = self.app.hub.register(&self.session_id);
         let _open = crate::metrics::metrics().ws_open();
         let mut refresh = tokio::time::interval(Duration::from_secs(
             crate::auth::LEARNER_TOKEN_TTL_S * 2 / 3,
         ));
         refresh.tick().await;
+        queue(&mut socket, &welcome);
         let mut closing: Option<CloseReason> = None;
-        if send(&mut session, &welcome).await.is_err() {
-            self.app.hub.unregister(&self.session_id, conn_id);
-            return;
-        }
+        // The stream failed or ended: no close frame can be sent.
+        let mut gone = false;
+        let mut peer_closed = false;
         loop {
+            // Replies are queued; `recv` writes them before it waits for more input.
             tokio::select! {
-                msg = stream.next() => match msg {
-                    Some(Ok(AggregatedMessage::Text(text))) => match self.on_text(&text).await {
-                        Next::Send(msgs) => {
-                            let mut failed = false;
-                            for m in &msgs {
-                                failed |= send(&mut session, m).await.is_err();
-                            }
-                            if failed { break; }
+                msg = socket.recv() => match msg {
+                    Ok(Some(Incoming::Text(bytes))) => {
+                        let Ok(text) = std::str::from_utf8(&bytes) else {
+                            closing = Some(close_reason(1007, "text is not valid UTF-8"));
+                            break;
+                        };
+                        // Boxed: it would otherwise size every idle socket's future.
+                        match Box::pin(self.on_text(text)).await {
+                            Next::Send(msgs) => msgs.iter().for_each(|m| queue(&mut socket, m)),
+                            Next::Close(code, why) => { closing = Some(close_reason(code, &why)); break; }
                         }
-                        Next::Close(code, why) => { closing = Some(close_reason(code, &why)); break; }
-                    },
-                    Some(Ok(AggregatedMessage::Binary(_))) => {
+                    }
+                    Ok(Some(Incoming::Binary)) => {
                         closing = Some(close_reason(close::MALFORMED, "binary frames are not accepted; send JSON text"));
                         break;
                     }
-                    Some(Ok(AggregatedMessage::Ping(b))) => { if session.pong(&b).await.is_err() { break; } }
-                    Some(Ok(AggregatedMessage::Pong(_))) => {}
-                    Some(Ok(AggregatedMessage::Close(_))) | None => break,
-                    Some(Err(actix_ws::ProtocolError::Overflow)) => {
-                        closing = Some(close_reason(1009, &format!("message exceeds {MAX_MESSAGE_BYTES} bytes")));
+                    Ok(Some(Incoming::Ping(b))) => socket.queue_pong(b),
+                    Ok(Some(Incoming::Pong)) => {}
+                    Ok(Some(Incoming::Close(reason))) => {
+                        // Answer with the peer's code, as RFC 6455 asks.
+                        closing = reason.map(|r| CloseReason { code: r.code, description: None });
+                        peer_closed = true;
                         break;
                     }
-                    Some(Err(e)) => { closing = Some(close_reason(1002, &format!("protocol error: {e}"))); break; }
+                    Ok(None) | Err(Failure::Io) => { gone = true; break; }
+                    Err(Failure::Protocol(code, why)) => { closing = Some(close_reason(code, &why)); break; }
                 },
                 out = outbound.recv() => match out {
                     Some(Outbound::Msg(m)) => {
                         if let ServerMsg::Challenge(c) = &*m {
                             self.nonces.insert(c.nonce.clone(), (c.kind, c.deadline));
                         }
-                        if send(&mut session, &m).await.is_err() { break; }
+                        queue(&mut socket, &m);
                     }
                     Some(Outbound::Close(code, why)) => { closing = Some(close_reason(code, &why)); break; }
                     None => break,
                 },
                 _ = refresh.tick() => {
-                    if let Ok((token, expires_at)) = self.app.keys.issue_learner(&self.learner_id, &self.session_id)
-                        && send(&mut session, &ServerMsg::Token { token, expires_at }).await.is_err()
-                    {
-                        break;
+                    if let Ok((token, expires_at)) = self.app.keys.issue_learner(&self.learner_id, &self.session_id) {
+                        queue(&mut socket, &ServerMsg::Token { token, expires_at });
                     }
                 }
             }
         }
         self.app.hub.unregister(&self.session_id, conn_id);
-        let _ = session.close(closing).await;
+        if !gone {
+            Box::pin(socket.close(closing, peer_closed)).await;
+        }
     }
 
     async fn on_text(&mut self, text: &str) -> Next {
@@ -380,10 +392,13 @@ impl Connection {
         // TTL keeps the lease alive with room for two missed renewals.
         if now.saturating_sub(self.lease_renewed) >= self.lease_ttl_ms / 3 {
             self.lease_renewed = now;
-            if let Err(e) = self
-                .app
-                .lease_renew(&self.learner_id, &self.session_id, self.lease_ttl_ms)
-                .await
+            // Boxed: rare, and it would otherwise size every socket's future.
+            if let Err(e) = Box::pin(self.app.lease_renew(
+                &self.learner_id,
+                &self.session_id,
+                self.lease_ttl_ms,
+            ))
+            .await
             {
                 tracing::warn!(session = %self.session_id, error = %e, "Failed to renew a lease.");
             }
@@ -397,17 +412,15 @@ impl Connection {
     }
 }
 
-async fn send(session: &mut actix_ws::Session, msg: &ServerMsg) -> Result<(), actix_ws::Closed> {
+/// Queues a server message on the socket (written before the socket next waits for input).
+fn queue(socket: &mut Socket, msg: &ServerMsg) {
     crate::metrics::metrics()
         .ws_messages
         .with_label_values(&["out"])
         .inc();
     match serde_json::to_string(msg) {
-        Ok(s) => session.text(s).await,
-        Err(e) => {
-            tracing::error!(error = %e, "Failed to serialise a server message.");
-            Ok(())
-        }
+        Ok(s) => socket.queue_text(s),
+        Err(e) => tracing::error!(error = %e, "Failed to serialise a server message."),
     }
 }
 
