@@ -369,6 +369,19 @@ pub async fn open_ws(started: &Value) -> (Ws, Value) {
     (ws, welcome)
 }
 
+/// Opens the learner socket of a started session and has it play from 0 (client seq 1,
+/// acknowledged).
+pub async fn open_playing(started: &Value) -> Ws {
+    let (mut ws, _) = open_ws(started).await;
+    send(
+        &mut ws,
+        serde_json::json!({"seq": 1, "type": "played", "position_ms": 0}),
+    )
+    .await;
+    recv_kind(&mut ws, "ack").await;
+    ws
+}
+
 pub async fn send(ws: &mut Ws, v: Value) {
     ws.send(Message::Text(v.to_string().into()))
         .await

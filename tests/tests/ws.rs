@@ -3,7 +3,7 @@
 //! end, non-image uploads, and resume after reconnect. Each checks the stored log too.
 
 use proctor::domain::{EventBody, Origin};
-use proctor_e2e::{open_ws, png, recv, recv_kind, send, spawn_app};
+use proctor_e2e::{open_playing, open_ws, png, recv, recv_kind, send, spawn_app};
 use serde_json::{Value, json};
 
 /// The HTTP status of a refused WebSocket upgrade.
@@ -117,9 +117,7 @@ async fn malformed_messages_close_the_socket_and_change_nothing() {
     ] {
         let (_, st) = started(&t).await;
         let sid = st["session_id"].as_str().expect("sid").to_owned();
-        let (mut ws, _) = open_ws(&st).await;
-        send(&mut ws, json!({"seq": 1, "type": "played", "position_ms": 0})).await;
-        recv_kind(&mut ws, "ack").await;
+        let mut ws = open_playing(&st).await;
         ws.send(tokio_tungstenite::tungstenite::Message::Text(bad.clone().into())).await.expect("send");
         let closed = loop {
             match recv(&mut ws).await {
@@ -260,13 +258,7 @@ async fn wrong_nonce_answers_events_after_the_end_and_resume() {
     let mut t = spawn_app(1.0).await;
     let (token, st) = started(&t).await;
     let sid = st["session_id"].as_str().expect("sid").to_owned();
-    let (mut ws, _) = open_ws(&st).await;
-    send(
-        &mut ws,
-        json!({"seq": 1, "type": "played", "position_ms": 0}),
-    )
-    .await;
-    recv_kind(&mut ws, "ack").await;
+    let mut ws = open_playing(&st).await;
     send(
         &mut ws,
         json!({"seq": 2, "type": "challenge_answered", "nonce": "not-issued", "answer": "1234"}),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use proctor::domain::Origin;
-use proctor_e2e::{Ws, open_ws, recv, recv_kind, send, spawn_app};
+use proctor_e2e::{Ws, open_playing, open_ws, recv, recv_kind, send, spawn_app};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -137,13 +137,7 @@ async fn bad_frames_close_the_socket_with_a_code_and_store_nothing() {
     for (what, frames, code) in cases {
         let st = started(&t).await;
         let sid = st["session_id"].as_str().expect("sid").to_owned();
-        let (mut ws, _) = open_ws(&st).await;
-        send(
-            &mut ws,
-            json!({"seq": 1, "type": "played", "position_ms": 0}),
-        )
-        .await;
-        recv_kind(&mut ws, "ack").await;
+        let mut ws = open_playing(&st).await;
         for f in frames {
             ws.send(f).await.expect("send");
         }
