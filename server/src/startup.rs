@@ -346,8 +346,8 @@ impl Application {
         let data = web::Data::from(app.clone());
         let openapi = crate::api::openapi();
         let idempotency = web::Data::new(crate::api::idempotency::Memory::default());
-        // One application factory for both of an HTTP worker's services: requests, and
-        // connection upgrades (the learner sockets, `api::upgrade`), which go through the
+        // The application, built once per HTTP worker and shared by its two services: requests,
+        // and WebSocket upgrades (the learner sockets, `api::upgrade`), which go through the
         // same application before the socket leaves actix-http's dispatcher.
         let make_app = move || {
             // The docs come first: the /api/v1 scope would otherwise answer 404 for them.
@@ -400,18 +400,16 @@ impl Application {
             .disable_signals()
             .shutdown_timeout(10)
             .listen("proctor-http", listener, move || {
-                let upgrades = make_app.clone();
                 let stopping = stopping.clone();
+                let (requests, upgrades) = crate::api::upgrade::services(make_app.clone());
                 actix_http::HttpService::build()
                     .graceful_shutdown_signal(move || {
                         let stopping = stopping.clone();
                         async move { stopping.notified().await }
                     })
                     .local_addr(addr)
-                    .upgrade(crate::api::upgrade::factory(upgrades))
-                    .finish(actix_service::map_config(make_app(), |()| {
-                        actix_web::dev::AppConfig::default()
-                    }))
+                    .upgrade(upgrades)
+                    .finish(requests)
                     .tcp()
             })
             .context("Failed to start the HTTP server")?

@@ -24,16 +24,27 @@ use tokio::net::TcpStream;
 use super::socket::Socket;
 use super::ws::{Accepted, MAX_MESSAGE_BYTES};
 
-/// The upgrade service of one HTTP worker: its own instance of the application built by `make`.
-pub fn factory<F, A, B>(
+/// An HTTP worker's two services, requests and upgrades, over one instance of the
+/// application built by `make` (whichever service starts first builds it).
+#[allow(clippy::type_complexity)]
+pub fn services<F, A, B>(
     make: F,
-) -> impl ServiceFactory<
-    (Request, Framed<TcpStream, h1::Codec>),
-    Config = (),
-    Response = (),
-    Error = actix_web::Error,
-    InitError = (),
->
+) -> (
+    impl ServiceFactory<
+        Request,
+        Config = (),
+        Response = ServiceResponse<B>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+    impl ServiceFactory<
+        (Request, Framed<TcpStream, h1::Codec>),
+        Config = (),
+        Response = (),
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+)
 where
     F: Fn() -> A + 'static,
     A: ServiceFactory<
@@ -43,19 +54,35 @@ where
             Error = actix_web::Error,
             InitError = (),
         > + 'static,
+    A::Service: 'static,
     B: MessageBody + 'static,
 {
-    actix_service::fn_factory(move || {
-        let app = make();
+    let make = Rc::new(make);
+    let built: Rc<tokio::sync::OnceCell<Rc<A::Service>>> = Rc::default();
+    let app = move || {
+        let (make, built) = (make.clone(), built.clone());
         async move {
-            let app = Rc::new(app.new_service(AppConfig::default()).await?);
+            built
+                .get_or_try_init(|| async move {
+                    make().new_service(AppConfig::default()).await.map(Rc::new)
+                })
+                .await
+                .cloned()
+        }
+    };
+    let requests = actix_service::fn_factory(app.clone());
+    let upgrades = actix_service::fn_factory(move || {
+        let app = app();
+        async move {
+            let app = app.await?;
             Ok(actix_service::fn_service(
                 move |(req, framed): (Request, Framed<TcpStream, h1::Codec>)| {
                     serve(app.clone(), req, framed)
                 },
             ))
         }
-    })
+    });
+    (requests, upgrades)
 }
 
 async fn serve<S, B>(
