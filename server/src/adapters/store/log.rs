@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use super::{Result, Store, StoreError, batch, corrupt};
+use super::{Backend, Result, Store, StoreError, batch, corrupt};
 use crate::domain::{Event, Millis, Origin, SessionVerdict};
 
 impl Store {
@@ -22,6 +22,14 @@ impl Store {
 
     /// Appends events; already-stored `(session, origin, seq)` keys are ignored. One
     /// transaction, a few multi-row statements (`batch::CHUNKS`).
+    ///
+    /// Optimistic on PostgreSQL: the batch is first written with plain `INSERT`s, which check
+    /// each key once, while inserting it. `ON CONFLICT DO NOTHING` first probes the key with an
+    /// index scan and takes a speculative-insertion lock per row: about a third of
+    /// PostgreSQL's CPU under load (BENCHMARKS.md). A stored key comes back only with
+    /// redelivery (a reclaimed or raced partition, a retried write); the key's unique
+    /// violation then rolls the whole batch back and it is written again, ignoring the keys
+    /// already stored.
     pub(super) async fn append_events_q(&self, events: &[(String, Event)]) -> Result<()> {
         if events.is_empty() {
             return Ok(());
@@ -36,18 +44,45 @@ impl Store {
                 serde_json::to_string(&e.body).map_err(corrupt)?,
             ));
         }
+        // SQLite probes a new row's key before inserting it either way, so it skips
+        // duplicates from the start.
+        let first = match self.backend() {
+            Backend::Postgres => Duplicates::Refuse,
+            Backend::Sqlite => Duplicates::Ignore,
+        };
+        match self.insert_event_rows(&rows, first).await {
+            Err(StoreError::Conflict(_)) => self.insert_event_rows(&rows, Duplicates::Ignore).await,
+            done => done,
+        }
+    }
+
+    /// Writes event rows in one transaction; with `Duplicates::Refuse` a stored key fails the
+    /// whole batch with `StoreError::Conflict` (the transaction rolls back).
+    async fn insert_event_rows(&self, rows: &[EventRow<'_>], duplicates: Duplicates) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let mut rest = rows.as_slice();
+        let mut rest = rows;
         for n in batch::chunks(rows.len()) {
             let (chunk, tail) = rest.split_at(n);
             rest = tail;
-            let sql = batch::statement(self.backend(), "append_events", n, |n, p| {
-                format!(
-                    "INSERT INTO events (session_id, origin, seq, at, body_json) VALUES {} \
-                     ON CONFLICT (session_id, origin, seq) DO NOTHING",
-                    batch::placeholders(p, n, 5)
-                )
-            });
+            let sql = match duplicates {
+                Duplicates::Refuse => {
+                    batch::statement(self.backend(), "append_events", n, |n, p| {
+                        format!(
+                            "INSERT INTO events (session_id, origin, seq, at, body_json) VALUES {}",
+                            batch::placeholders(p, n, 5)
+                        )
+                    })
+                }
+                Duplicates::Ignore => {
+                    batch::statement(self.backend(), "append_events_ignoring", n, |n, p| {
+                        format!(
+                            "INSERT INTO events (session_id, origin, seq, at, body_json) VALUES {} \
+                             ON CONFLICT (session_id, origin, seq) DO NOTHING",
+                            batch::placeholders(p, n, 5)
+                        )
+                    })
+                }
+            };
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (sid, origin, seq, at, body) in chunk {
                 q = q
@@ -207,6 +242,18 @@ pub(super) async fn insert_event(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// An event row as bound: session, origin, seq, at, body JSON.
+type EventRow<'a> = (&'a str, &'static str, i64, i64, String);
+
+/// What a batch write does with a key already in the log.
+#[derive(Debug, Clone, Copy)]
+enum Duplicates {
+    /// Fail the batch (`StoreError::Conflict`).
+    Refuse,
+    /// Skip the row.
+    Ignore,
 }
 
 fn origin_str(o: Origin) -> &'static str {
