@@ -218,7 +218,7 @@ impl Metrics {
             fold_duration: histogram_vec(
                 &r,
                 "proctor_fold_duration_seconds",
-                "Time to fold a stored batch into session state (apply), or to rebuild one session from its log (refold).",
+                "Time to fold a batch into session state (apply), to rebuild one session from its log (refold), or to compute the verdicts handed to the writer in one pass (verdicts).",
                 &["kind"],
                 LATENCY_BUCKETS,
             ),
@@ -364,7 +364,7 @@ impl Metrics {
         for o in ["counts", "not_counted"] {
             m.verdicts.with_label_values(&[o]);
         }
-        for k in ["apply", "refold"] {
+        for k in ["apply", "refold", "verdicts"] {
             m.fold_duration.with_label_values(&[k]);
         }
         for s in ["fold", "verdict"] {

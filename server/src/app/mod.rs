@@ -97,30 +97,46 @@ impl App {
     }
 
     async fn effect(&self, session: &str, out: Outbound) {
+        self.effects(vec![(session.to_owned(), out)]).await;
+    }
+
+    /// Sends messages and closes to learners' sockets, wherever they are connected, in order.
+    /// With Redis they are published in one pipeline (one round trip for the lot): a worker
+    /// pushes the effects of a whole batch of stored verdicts at once.
+    pub async fn effects(&self, effects: Vec<(String, Outbound)>) {
         let Some(conn) = &self.redis else {
-            self.hub.deliver(session, out);
+            for (session, out) in effects {
+                self.hub.deliver(&session, out);
+            }
             return;
         };
-        let (msg, close) = match out {
-            Outbound::Msg(m) => (Some(*m), None),
-            Outbound::Close(code, why) => (None, Some((code, why))),
-        };
-        let env = crate::adapters::redis::effects::Envelope {
-            session: session.to_owned(),
-            msg,
-            close,
-        };
-        let Ok(payload) = serde_json::to_string(&env) else {
+        if effects.is_empty() {
             return;
-        };
-        let mut conn = conn.clone();
-        let sent: redis::RedisResult<i64> = {
-            let channel = conn.effects_channel();
-            conn.query(redis::cmd("PUBLISH").arg(channel).arg(payload))
-                .await
-        };
+        }
+        let channel = conn.effects_channel();
+        let mut pipe = redis::pipe();
+        for (session, out) in effects {
+            let (msg, close) = match out {
+                Outbound::Msg(m) => (Some(*m), None),
+                Outbound::Close(code, why) => (None, Some((code, why))),
+            };
+            let env = crate::adapters::redis::effects::Envelope {
+                session,
+                msg,
+                close,
+            };
+            match serde_json::to_string(&env) {
+                Ok(payload) => {
+                    pipe.cmd("PUBLISH").arg(&channel).arg(payload).ignore();
+                }
+                Err(e) => {
+                    tracing::error!(session = %env.session, error = %e, "Failed to encode an effect.");
+                }
+            }
+        }
+        let sent: redis::RedisResult<()> = conn.clone().pipeline(&pipe).await;
         if let Err(e) = sent {
-            tracing::warn!(session = %session, error = %e, "Failed to publish an effect; the learner sees it on resume.");
+            tracing::warn!(error = %e, "Failed to publish effects; learners see them on resume.");
         }
     }
 

@@ -100,6 +100,14 @@ impl RedisConn {
         }
     }
 
+    /// Runs a pipeline: its commands go out in one write and their replies come back together.
+    pub async fn pipeline<T: FromRedisValue>(&mut self, pipe: &redis::Pipeline) -> RedisResult<T> {
+        match &mut self.inner {
+            Inner::Single(c) => pipe.query_async(c).await,
+            Inner::Cluster(c) => pipe.query_async(c).await,
+        }
+    }
+
     pub async fn script<T: FromRedisValue>(
         &mut self,
         script: &redis::Script,

@@ -31,6 +31,7 @@ use tokio::sync::{mpsc, watch};
 use crate::adapters::bus::{Delivery, wall_us};
 use crate::adapters::redis::bus::RedisPartition;
 use crate::app::App;
+use crate::app::hub::Outbound;
 use crate::app::protocol::{ChallengeMsg, ServerMsg, close};
 use crate::domain::schedule::{self, ChallengePlan};
 use crate::domain::{
@@ -461,6 +462,7 @@ impl Worker {
         let due = self.dirty.take_due(now_us, all, |sid| {
             in_flight.iter().any(|f| f.out_of_order.contains(sid))
         });
+        let t = std::time::Instant::now();
         let mut batch = Vec::with_capacity(due.len());
         for sid in &due {
             if let Some(live) = self.live.get_mut(sid) {
@@ -476,6 +478,10 @@ impl Worker {
         if batch.is_empty() {
             return;
         }
+        crate::metrics::metrics()
+            .fold_duration
+            .with_label_values(&["verdicts"])
+            .observe(t.elapsed().as_secs_f64());
         self.verdicts_in_flight += 1;
         if self.jobs.send(Job::Verdicts { batch, now }).is_err() {
             self.verdicts_in_flight -= 1;
@@ -621,6 +627,10 @@ impl Worker {
 
     /// Pushes what stored verdicts changed: credit, new warnings, and the end of a session.
     async fn push_effects(&mut self, stored: Vec<(SessionVerdict, i64)>) {
+        // Every message and close of the batch goes out together (one Redis round trip), in
+        // order; ended sessions are let go after that.
+        let mut out: Vec<(String, Outbound)> = Vec::new();
+        let mut ended: Vec<(String, String)> = Vec::new();
         for (v, uncovered_since_us) in stored {
             let sid = v.session_id.as_str().to_owned();
             let Some(live) = self.live.get_mut(&sid) else {
@@ -641,17 +651,15 @@ impl Worker {
             );
             if credit != live.pushed {
                 live.pushed = credit;
-                self.app
-                    .push(
-                        &sid,
-                        ServerMsg::Credit {
-                            credited_ms: v.credited_ms,
-                            provisional_ms: v.provisional_ms,
-                            lesson_coverage_ms: v.lesson_coverage_ms,
-                            lesson_complete: v.lesson_complete,
-                        },
-                    )
-                    .await;
+                out.push((
+                    sid.clone(),
+                    msg(ServerMsg::Credit {
+                        credited_ms: v.credited_ms,
+                        provisional_ms: v.provisional_ms,
+                        lesson_coverage_ms: v.lesson_coverage_ms,
+                        lesson_complete: v.lesson_complete,
+                    }),
+                ));
             }
             let findings: Vec<_> = v
                 .rules
@@ -663,19 +671,17 @@ impl Worker {
                     .violations
                     .with_label_values(&[rule.code(), live.platform.as_str()])
                     .inc();
-                self.app
-                    .push(
-                        &sid,
-                        ServerMsg::Warning {
-                            rule: rule.code().to_owned(),
-                            code: serde_json::to_value(f.code)
-                                .ok()
-                                .and_then(|c| c.as_str().map(str::to_owned))
-                                .unwrap_or_default(),
-                            message: f.detail.clone(),
-                        },
-                    )
-                    .await;
+                out.push((
+                    sid.clone(),
+                    msg(ServerMsg::Warning {
+                        rule: rule.code().to_owned(),
+                        code: serde_json::to_value(f.code)
+                            .ok()
+                            .and_then(|c| c.as_str().map(str::to_owned))
+                            .unwrap_or_default(),
+                        message: f.detail.clone(),
+                    }),
+                ));
             }
             live.findings_seen = live.findings_seen.max(findings.len());
             if v.ended {
@@ -684,20 +690,29 @@ impl Worker {
                     .with_label_values(&[if v.counts { "counts" } else { "not_counted" }])
                     .inc();
                 let reason = v.termination.unwrap_or(TerminationReason::Server);
-                self.app.push(&sid, ServerMsg::Ended { reason }).await;
-                self.app
-                    .close_socket(&sid, close::SESSION_ENDED, "session ended")
-                    .await;
-                self.app.lease_release(&live.learner_id, &sid).await;
-                self.app.hub.forget(&sid);
-                // A session whose fold changed after this verdict was computed (a re-fold)
-                // stays live until its next verdict is stored.
-                if !self.dirty.contains(&sid) {
-                    self.live.remove(&sid);
-                }
+                out.push((sid.clone(), msg(ServerMsg::Ended { reason })));
+                out.push((
+                    sid.clone(),
+                    Outbound::Close(close::SESSION_ENDED, "session ended".to_owned()),
+                ));
+                ended.push((sid, live.learner_id.clone()));
+            }
+        }
+        self.app.effects(out).await;
+        for (sid, learner_id) in ended {
+            self.app.lease_release(&learner_id, &sid).await;
+            self.app.hub.forget(&sid);
+            // A session whose fold changed after this verdict was computed (a re-fold)
+            // stays live until its next verdict is stored.
+            if !self.dirty.contains(&sid) {
+                self.live.remove(&sid);
             }
         }
     }
+}
+
+fn msg(m: ServerMsg) -> Outbound {
+    Outbound::Msg(Box::new(m))
 }
 
 fn count_findings(fold: &SessionFold) -> usize {
