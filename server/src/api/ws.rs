@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use actix_http::ws::CloseReason;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::CallingLearner;
@@ -327,7 +327,7 @@ impl Connection {
 
     async fn on_text(&mut self, text: &str) -> Next {
         let m = crate::metrics::metrics();
-        m.ws_messages.with_label_values(&["in"]).inc();
+        counters().messages_in.inc();
         let (seq, body) = match parse_client_message(text, self.lesson_duration_ms) {
             Ok(v) => v,
             Err(why) => {
@@ -385,7 +385,7 @@ impl Connection {
                 "the service cannot accept events now; reconnect and resend".into(),
             );
         }
-        m.events_ingested.with_label_values(&["ws"]).inc();
+        counters().ingested.inc();
         self.last_seq = seq;
         self.app.hub.set_last_seq(&self.session_id, seq);
         // Renewing on every message would cost a Redis round trip per event; a third of the
@@ -412,16 +412,44 @@ impl Connection {
     }
 }
 
+/// The counters a socket moves per message, looked up once: a labelled lookup hashes its
+/// label values every time.
+#[derive(Debug)]
+struct Counters {
+    messages_in: prometheus::IntCounter,
+    messages_out: prometheus::IntCounter,
+    ingested: prometheus::IntCounter,
+}
+
+fn counters() -> &'static Counters {
+    static COUNTERS: std::sync::OnceLock<Counters> = std::sync::OnceLock::new();
+    COUNTERS.get_or_init(|| {
+        let m = crate::metrics::metrics();
+        Counters {
+            messages_in: m.ws_messages.with_label_values(&["in"]),
+            messages_out: m.ws_messages.with_label_values(&["out"]),
+            ingested: m.events_ingested.with_label_values(&["ws"]),
+        }
+    })
+}
+
 /// Queues a server message on the socket (written before the socket next waits for input).
 fn queue(socket: &mut Socket, msg: &ServerMsg) {
-    crate::metrics::metrics()
-        .ws_messages
-        .with_label_values(&["out"])
-        .inc();
+    counters().messages_out.inc();
     match serde_json::to_string(msg) {
         Ok(s) => socket.queue_text(s),
         Err(e) => tracing::error!(error = %e, "Failed to serialise a server message."),
     }
+}
+
+/// A client message as sent: a sequence number and an event. Parsed in one pass (serde's
+/// `flatten` buffers the event's fields), not through a `serde_json::Value` and back: no map
+/// and no owned key per field.
+#[derive(Deserialize)]
+struct ClientMessage {
+    seq: u64,
+    #[serde(flatten)]
+    body: EventBody,
 }
 
 /// Parses one client message: `{"seq": n, "type": verb, ...fields}`. Returns a reason on any
@@ -430,15 +458,16 @@ pub fn parse_client_message(
     text: &str,
     lesson_duration_ms: i64,
 ) -> Result<(u64, EventBody), String> {
-    let mut v: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
-    let obj = v.as_object_mut().ok_or("a message must be a JSON object")?;
-    let seq = obj
-        .remove("seq")
-        .and_then(|s| s.as_u64())
-        .filter(|s| *s >= 1)
-        .ok_or("seq must be a positive integer")?;
-    let body: EventBody = serde_json::from_value(v).map_err(|e| format!("invalid event: {e}"))?;
+    let ClientMessage { seq, body } = serde_json::from_str(text).map_err(|e| {
+        if e.is_data() {
+            format!("invalid event: {e}")
+        } else {
+            format!("invalid JSON: {e}")
+        }
+    })?;
+    if seq == 0 {
+        return Err("seq must be a positive integer".into());
+    }
     if !body.is_client_body() {
         return Err(format!("{} may not be sent by a client", body.verb()));
     }
