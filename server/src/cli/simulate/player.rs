@@ -281,6 +281,11 @@ impl Player {
             }
             self.wait(self.hb_ms).await?;
             self.clock_ms += self.hb_ms;
+            // The server ended the session or closed the socket meanwhile (a lease expired on a
+            // slow machine, say): nothing more can be sent; the verdict says what counted.
+            if self.ended {
+                break;
+            }
             // A pop-up pauses playback at once, and playback resumes from the last position
             // reported to the server (docs/protocol.md): video played while the check was
             // pending earns nothing, so it must be watched again.
