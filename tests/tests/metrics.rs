@@ -203,6 +203,10 @@ async fn a_scrape_under_simulated_learners_shows_every_family() {
     );
     positive("proctor_fold_duration_seconds_count", &[("kind", "apply")]);
     positive("proctor_fold_duration_seconds_count", &[("kind", "refold")]);
+    positive(
+        "proctor_fold_duration_seconds_count",
+        &[("kind", "verdicts")],
+    );
     positive("proctor_event_latency_seconds_count", &[("stage", "fold")]);
     positive(
         "proctor_event_latency_seconds_count",
