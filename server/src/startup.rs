@@ -403,6 +403,10 @@ impl Application {
                 let stopping = stopping.clone();
                 let (requests, upgrades) = crate::api::upgrade::services(make_app.clone());
                 actix_http::HttpService::build()
+                    // As actix-web's `HttpServer`: a connection closed after an early answer
+                    // (413 to an oversized upload) lingers 1 s for the rest of the request, so
+                    // the client reads the answer instead of a reset while it still writes.
+                    .client_disconnect_timeout(Duration::from_secs(1))
                     .graceful_shutdown_signal(move || {
                         let stopping = stopping.clone();
                         async move { stopping.notified().await }
