@@ -2,7 +2,9 @@
 //! one batch of events is cut into multi-row statements (256 + 32 + 4 + 1 rows) and must store
 //! every event exactly once, whatever the chunk boundaries, duplicates inside the batch and
 //! rows stored by an earlier batch; a batch of fenced verdicts writes exactly the verdicts whose
-//! sequence numbers are still the log's highest and names the others as stale.
+//! sequence numbers are still the log's highest and names the others as stale. On PostgreSQL
+//! the batch is first one `COPY`, which a stored key fails; it is then written again as
+//! inserts that skip stored keys.
 
 use proctor::domain::{Event, EventBody, Millis, Origin, SessionVerdict};
 
@@ -13,7 +15,9 @@ fn signal(seq: u64) -> Event {
         at: Millis(1_000_000 + i64::try_from(seq).expect("small")),
         body: EventBody::Signal {
             name: "batch".into(),
-            detail: format!("event {seq}"),
+            // Backslashes (JSON's escapes) and non-ASCII text must survive PostgreSQL's `COPY`
+            // text format.
+            detail: format!("event {seq}: C:\\dir \"quoted\"\ttab\nline 课时"),
         },
     }
 }

@@ -98,6 +98,10 @@ const SQLITE_PRAGMAS: [&str; 7] = [
     "PRAGMA wal_autocheckpoint = 10000",
 ];
 
+/// Native PostgreSQL connections for the event log's `COPY`s: each partition's store writer
+/// holds at most one at a time.
+const COPY_CONNECTIONS: u32 = 8;
+
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Backend {
@@ -110,6 +114,9 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// PostgreSQL only: a few native connections for `COPY` (the event log's batched appends;
+    /// `sqlx::Any` has no `COPY`). Connected on first use.
+    copy: Option<sqlx::PgPool>,
 }
 
 /// A new session with everything the fold needs.
@@ -149,7 +156,21 @@ impl Store {
             });
         }
         let pool = opts.connect(url).await.map_err(StoreError::Unavailable)?;
-        let store = Store { pool, backend };
+        let copy = match backend {
+            Backend::Postgres => Some(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(COPY_CONNECTIONS)
+                    .acquire_timeout(std::time::Duration::from_secs(3))
+                    .connect_lazy(url)
+                    .map_err(StoreError::Unavailable)?,
+            ),
+            Backend::Sqlite => None,
+        };
+        let store = Store {
+            pool,
+            backend,
+            copy,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -176,6 +197,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(copy) = &self.copy {
+            copy.close().await;
+        }
         self.pool.close().await;
     }
 

@@ -2,9 +2,11 @@
 //! (`batch`), the log in canonical order, and verdict writes fenced by the log's highest
 //! sequence numbers.
 
+use std::io::Write as _;
+
 use sqlx::Row;
 
-use super::{Backend, Result, Store, StoreError, batch, corrupt};
+use super::{Result, Store, StoreError, batch, corrupt};
 use crate::domain::{Event, Millis, Origin, SessionVerdict};
 
 impl Store {
@@ -20,16 +22,17 @@ impl Store {
         u64::try_from(row.try_get::<i64, _>("server_seq")?).map_err(corrupt)
     }
 
-    /// Appends events; already-stored `(session, origin, seq)` keys are ignored. One
-    /// transaction, a few multi-row statements (`batch::CHUNKS`).
+    /// Appends events; already-stored `(session, origin, seq)` keys are ignored. Atomic: the
+    /// whole batch is stored or none of it.
     ///
-    /// Optimistic on PostgreSQL: the batch is first written with plain `INSERT`s, which check
-    /// each key once, while inserting it. `ON CONFLICT DO NOTHING` first probes the key with an
-    /// index scan and takes a speculative-insertion lock per row: about a third of
-    /// PostgreSQL's CPU under load (BENCHMARKS.md). A stored key comes back only with
-    /// redelivery (a reclaimed or raced partition, a retried write); the key's unique
-    /// violation then rolls the whole batch back and it is written again, ignoring the keys
-    /// already stored.
+    /// Optimistic on PostgreSQL: the batch is first written with one `COPY`, which checks each
+    /// key once, while inserting it, and fills heap pages a batch at a time. `INSERT … ON
+    /// CONFLICT DO NOTHING` first probes every key with an index scan and takes a
+    /// speculative-insertion lock per row (about a third of PostgreSQL's CPU under load), and
+    /// a multi-row `INSERT` binds and executes row by row (BENCHMARKS.md). A stored key comes
+    /// back only with redelivery (a reclaimed or raced partition, a retried write); its unique
+    /// violation fails the whole `COPY` and the batch is written again with multi-row
+    /// inserts in one transaction, ignoring the keys already stored.
     pub(super) async fn append_events_q(&self, events: &[(String, Event)]) -> Result<()> {
         if events.is_empty() {
             return Ok(());
@@ -46,43 +49,30 @@ impl Store {
         }
         // SQLite probes a new row's key before inserting it either way, so it skips
         // duplicates from the start.
-        let first = match self.backend() {
-            Backend::Postgres => Duplicates::Refuse,
-            Backend::Sqlite => Duplicates::Ignore,
+        let first = match &self.copy {
+            Some(pg) => copy_event_rows(pg, &rows).await,
+            None => self.insert_event_rows(&rows).await,
         };
-        match self.insert_event_rows(&rows, first).await {
-            Err(StoreError::Conflict(_)) => self.insert_event_rows(&rows, Duplicates::Ignore).await,
+        match first {
+            Err(StoreError::Conflict(_)) => self.insert_event_rows(&rows).await,
             done => done,
         }
     }
 
-    /// Writes event rows in one transaction; with `Duplicates::Refuse` a stored key fails the
-    /// whole batch with `StoreError::Conflict` (the transaction rolls back).
-    async fn insert_event_rows(&self, rows: &[EventRow<'_>], duplicates: Duplicates) -> Result<()> {
+    /// Writes event rows in one transaction of multi-row inserts, skipping stored keys.
+    async fn insert_event_rows(&self, rows: &[EventRow<'_>]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let mut rest = rows;
         for n in batch::chunks(rows.len()) {
             let (chunk, tail) = rest.split_at(n);
             rest = tail;
-            let sql = match duplicates {
-                Duplicates::Refuse => {
-                    batch::statement(self.backend(), "append_events", n, |n, p| {
-                        format!(
-                            "INSERT INTO events (session_id, origin, seq, at, body_json) VALUES {}",
-                            batch::placeholders(p, n, 5)
-                        )
-                    })
-                }
-                Duplicates::Ignore => {
-                    batch::statement(self.backend(), "append_events_ignoring", n, |n, p| {
-                        format!(
-                            "INSERT INTO events (session_id, origin, seq, at, body_json) VALUES {} \
-                             ON CONFLICT (session_id, origin, seq) DO NOTHING",
-                            batch::placeholders(p, n, 5)
-                        )
-                    })
-                }
-            };
+            let sql = batch::statement(self.backend(), "append_events_ignoring", n, |n, p| {
+                format!(
+                    "INSERT INTO events (session_id, origin, seq, at, body_json) VALUES {} \
+                     ON CONFLICT (session_id, origin, seq) DO NOTHING",
+                    batch::placeholders(p, n, 5)
+                )
+            });
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (sid, origin, seq, at, body) in chunk {
                 q = q
@@ -244,21 +234,59 @@ pub(super) async fn insert_event(
     Ok(())
 }
 
+/// Writes event rows with one `COPY … FROM STDIN` (text format): atomic, and a stored key
+/// fails it with `StoreError::Conflict`.
+async fn copy_event_rows(pg: &sqlx::PgPool, rows: &[EventRow<'_>]) -> Result<()> {
+    let mut data = Vec::with_capacity(rows.len() * 160);
+    for (sid, origin, seq, at, body) in rows {
+        copy_text(&mut data, sid);
+        data.push(b'\t');
+        copy_text(&mut data, origin);
+        write!(data, "\t{seq}\t{at}\t").map_err(corrupt)?;
+        copy_text(&mut data, body);
+        data.push(b'\n');
+    }
+    let mut conn = pg.acquire().await?;
+    let mut copy = conn
+        .copy_in_raw("COPY events (session_id, origin, seq, at, body_json) FROM STDIN")
+        .await?;
+    copy.send(data).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+/// Appends `text` as a field of `COPY`'s text format: backslash, tab, newline and carriage
+/// return are escaped (anything else is taken as is).
+fn copy_text(out: &mut Vec<u8>, text: &str) {
+    for &b in text.as_bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => out.push(b),
+        }
+    }
+}
+
 /// An event row as bound: session, origin, seq, at, body JSON.
 type EventRow<'a> = (&'a str, &'static str, i64, i64, String);
-
-/// What a batch write does with a key already in the log.
-#[derive(Debug, Clone, Copy)]
-enum Duplicates {
-    /// Fail the batch (`StoreError::Conflict`).
-    Refuse,
-    /// Skip the row.
-    Ignore,
-}
 
 fn origin_str(o: Origin) -> &'static str {
     match o {
         Origin::Server => "server",
         Origin::Client => "client",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copy_text;
+
+    #[test]
+    fn copy_text_escapes_what_the_text_format_reads_specially() {
+        let mut out = Vec::new();
+        copy_text(&mut out, "a\\b\tc\nd\re \"课\"");
+        assert_eq!(out, "a\\\\b\\tc\\nd\\re \"课\"".as_bytes());
     }
 }
