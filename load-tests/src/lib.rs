@@ -64,12 +64,6 @@ pub struct Args {
     /// At most this many statements are posted to the LRS (the rate is what is compared).
     #[arg(long, default_value_t = 20_000)]
     pub lrs_max: u64,
-    /// Write every message a learner may send now (its window and pacing allow) in one
-    /// socket write, instead of one write per message. The server still parses and
-    /// acknowledges each message; only the TCP segments and system calls are fewer, on both
-    /// sides. Off by default: a real learner sends one message at a time.
-    #[arg(long)]
-    pub coalesce: bool,
     /// Client runtime threads.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
@@ -79,8 +73,6 @@ pub struct Args {
 #[derive(Debug, Default)]
 pub struct Report {
     pub learners: usize,
-    /// Whether the learners wrote the messages due together in one write (`--coalesce`).
-    pub coalesced_writes: bool,
     pub seconds: f64,
     pub events_acked: u64,
     pub events_per_s: f64,
@@ -139,7 +131,6 @@ impl Report {
     pub fn to_json(&self) -> Value {
         json!({
             "learners": self.learners,
-            "coalesced_writes": self.coalesced_writes,
             "seconds": self.seconds,
             "events_acked": self.events_acked,
             "events_per_s": self.events_per_s,
@@ -365,20 +356,17 @@ struct ServerMsg<'a> {
 }
 
 /// One learner: heartbeats until `until`, at most `window` unacknowledged, paced by a shared
-/// token bucket when `per_event` is set; then `terminated`, and wait for `ended`. With
-/// `coalesce`, the messages due together go out in one write.
+/// token bucket when `per_event` is set; then `terminated`, and wait for `ended`.
 async fn learner(
     mut ws: Ws,
     until: Instant,
     window: u64,
     per_event: Option<Duration>,
-    coalesce: bool,
 ) -> LearnerResult {
     let mut r = LearnerResult::default();
     let mut sent_at: std::collections::VecDeque<(u64, Instant)> = Default::default();
     let mut seq = 0u64;
     let mut next_send = Instant::now();
-    let mut unflushed = false;
     // Formatted directly: the client's CPU shares the machine with the server.
     let hb = |seq: u64| {
         format!(
@@ -392,14 +380,7 @@ async fn learner(
         }
         if (seq - r.acked) < window && now >= next_send {
             seq += 1;
-            let msg = Message::Text(hb(seq).into());
-            let sent = if coalesce {
-                unflushed = true;
-                ws.feed(msg).await
-            } else {
-                ws.send(msg).await
-            };
-            if sent.is_err() {
+            if ws.send(Message::Text(hb(seq).into())).await.is_err() {
                 return r;
             }
             sent_at.push_back((seq, Instant::now()));
@@ -407,12 +388,6 @@ async fn learner(
                 next_send += d;
             }
             continue;
-        }
-        if unflushed {
-            if ws.flush().await.is_err() {
-                return r;
-            }
-            unflushed = false;
         }
         let wait = if (seq - r.acked) < window {
             next_send.saturating_duration_since(now)
@@ -584,10 +559,9 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         .map(|ws| {
             let acked = acked.clone();
             let window = args.window;
-            let coalesce = args.coalesce;
             tokio::spawn(async move {
                 // Every learner records its ack latencies; the lists are merged at the end.
-                let r = learner(ws, until, window, per_event, coalesce).await;
+                let r = learner(ws, until, window, per_event).await;
                 acked.fetch_add(r.acked, Ordering::Relaxed);
                 r
             })
@@ -648,7 +622,6 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         lrs_statements_per_s: lrs,
         lrs_statements: lrs_n,
         learners: k,
-        coalesced_writes: args.coalesce,
         seconds: streamed_for,
         events_acked: total,
         events_per_s: total as f64 / streamed_for,
