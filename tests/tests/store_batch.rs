@@ -131,5 +131,41 @@ async fn batched_events_are_stored_once_and_verdicts_fenced_per_row() {
         987_654_321,
         "b's is written"
     );
+
+    // Batches of 256 KiB and more are one `COPY` on PostgreSQL: one all new, then one whose
+    // first three quarters are stored already (the `COPY` fails on a stored key and the batch
+    // is rewritten with inserts). Each batch is ~0.5 MB.
+    let big = |sid: &str, from: u64, n: u64| -> Vec<(String, Event)> {
+        (from..from + n)
+            .map(|s| (sid.to_owned(), padded(s)))
+            .collect()
+    };
+    store
+        .append_events(&big(&b, 20_000, 1_500))
+        .await
+        .expect("a large new batch");
+    store
+        .append_events(&big(&b, 20_000, 2_000))
+        .await
+        .expect("a large batch, partly stored");
+    let log = t.stored_events(&b).await;
+    let ours: Vec<&Event> = log.iter().filter(|e| e.seq >= 20_000).collect();
+    assert_eq!(
+        ours.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (20_000..22_000).collect::<Vec<_>>(),
+        "every event of the large batches once, in order"
+    );
+    for e in ours {
+        assert_eq!(*e, padded(e.seq), "stored as sent");
+    }
     t.stop().await;
+}
+
+/// A signal with a detail of ~300 bytes.
+fn padded(seq: u64) -> Event {
+    let mut e = signal(seq);
+    if let EventBody::Signal { detail, .. } = &mut e.body {
+        detail.push_str(&"\\ padding".repeat(30));
+    }
+    e
 }

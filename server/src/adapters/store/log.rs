@@ -25,14 +25,15 @@ impl Store {
     /// Appends events; already-stored `(session, origin, seq)` keys are ignored. Atomic: the
     /// whole batch is stored or none of it.
     ///
-    /// Optimistic on PostgreSQL: the batch is first written with one `COPY`, which checks each
-    /// key once, while inserting it, and fills heap pages a batch at a time. `INSERT … ON
-    /// CONFLICT DO NOTHING` first probes every key with an index scan and takes a
-    /// speculative-insertion lock per row (about a third of PostgreSQL's CPU under load), and
-    /// a multi-row `INSERT` binds and executes row by row (BENCHMARKS.md). A stored key comes
-    /// back only with redelivery (a reclaimed or raced partition, a retried write); its unique
-    /// violation fails the whole `COPY` and the batch is written again with multi-row
-    /// inserts in one transaction, ignoring the keys already stored.
+    /// Optimistic on PostgreSQL: a batch is first written without skipping stored keys, so
+    /// each key is checked once, while it is inserted. (`INSERT … ON CONFLICT DO NOTHING`
+    /// first probes every key with an index scan and takes a speculative-insertion lock per
+    /// row: about a third of PostgreSQL's CPU under load, BENCHMARKS.md.) A large batch is one
+    /// `COPY` (no parameters to bind, heap pages filled a batch at a time), a small one a few
+    /// plain multi-row `INSERT`s in one transaction (`COPY_MIN_BYTES` says why). A stored key
+    /// comes back only with redelivery (a reclaimed or raced partition, a retried write); its
+    /// unique violation fails the whole write, and the batch is written again with inserts
+    /// that skip the keys already stored.
     pub(super) async fn append_events_q(&self, events: &[(String, Event)]) -> Result<()> {
         if events.is_empty() {
             return Ok(());
@@ -50,29 +51,46 @@ impl Store {
         // SQLite probes a new row's key before inserting it either way, so it skips
         // duplicates from the start.
         let first = match &self.copy {
-            Some(pg) => copy_event_rows(pg, &rows).await,
-            None => self.insert_event_rows(&rows).await,
+            Some(pg) => match copy_data(&rows)? {
+                data if data.len() >= COPY_MIN_BYTES => copy_event_rows(pg, data).await,
+                _ => self.insert_event_rows(&rows, Duplicates::Refuse).await,
+            },
+            None => self.insert_event_rows(&rows, Duplicates::Ignore).await,
         };
         match first {
-            Err(StoreError::Conflict(_)) => self.insert_event_rows(&rows).await,
+            Err(StoreError::Conflict(_)) => self.insert_event_rows(&rows, Duplicates::Ignore).await,
             done => done,
         }
     }
 
-    /// Writes event rows in one transaction of multi-row inserts, skipping stored keys.
-    async fn insert_event_rows(&self, rows: &[EventRow<'_>]) -> Result<()> {
+    /// Writes event rows in one transaction of multi-row inserts; with `Duplicates::Refuse` a
+    /// stored key fails the whole batch with `StoreError::Conflict` (the transaction rolls
+    /// back).
+    async fn insert_event_rows(&self, rows: &[EventRow<'_>], duplicates: Duplicates) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let mut rest = rows;
         for n in batch::chunks(rows.len()) {
             let (chunk, tail) = rest.split_at(n);
             rest = tail;
-            let sql = batch::statement(self.backend(), "append_events_ignoring", n, |n, p| {
-                format!(
-                    "INSERT INTO events (session_id, origin, seq, at, body_json) VALUES {} \
-                     ON CONFLICT (session_id, origin, seq) DO NOTHING",
-                    batch::placeholders(p, n, 5)
-                )
-            });
+            let sql = match duplicates {
+                Duplicates::Refuse => {
+                    batch::statement(self.backend(), "append_events", n, |n, p| {
+                        format!(
+                            "INSERT INTO events (session_id, origin, seq, at, body_json) VALUES {}",
+                            batch::placeholders(p, n, 5)
+                        )
+                    })
+                }
+                Duplicates::Ignore => {
+                    batch::statement(self.backend(), "append_events_ignoring", n, |n, p| {
+                        format!(
+                            "INSERT INTO events (session_id, origin, seq, at, body_json) VALUES {} \
+                             ON CONFLICT (session_id, origin, seq) DO NOTHING",
+                            batch::placeholders(p, n, 5)
+                        )
+                    })
+                }
+            };
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (sid, origin, seq, at, body) in chunk {
                 q = q
@@ -234,9 +252,17 @@ pub(super) async fn insert_event(
     Ok(())
 }
 
-/// Writes event rows with one `COPY … FROM STDIN` (text format): atomic, and a stored key
-/// fails it with `StoreError::Conflict`.
-async fn copy_event_rows(pg: &sqlx::PgPool, rows: &[EventRow<'_>]) -> Result<()> {
+/// Batches whose `COPY` data is smaller than this are written with multi-row inserts.
+///
+/// `COPY` sends its data and then its end as two writes, and sqlx does not set `TCP_NODELAY`:
+/// the end waits (Nagle) for the server's acknowledgement of the data, which the server
+/// delays (up to 40 ms on Linux) unless it received at least two full segments, 128 KiB on
+/// loopback. Below that size a batch is a few multi-row statements, each one write answered
+/// at once; above it `COPY` is cheaper for both sides (BENCHMARKS.md).
+const COPY_MIN_BYTES: usize = 256 * 1024;
+
+/// The rows in `COPY`'s text format.
+fn copy_data(rows: &[EventRow<'_>]) -> Result<Vec<u8>> {
     let mut data = Vec::with_capacity(rows.len() * 160);
     for (sid, origin, seq, at, body) in rows {
         copy_text(&mut data, sid);
@@ -246,6 +272,12 @@ async fn copy_event_rows(pg: &sqlx::PgPool, rows: &[EventRow<'_>]) -> Result<()>
         copy_text(&mut data, body);
         data.push(b'\n');
     }
+    Ok(data)
+}
+
+/// Writes event rows with one `COPY … FROM STDIN`: atomic, and a stored key fails it with
+/// `StoreError::Conflict`.
+async fn copy_event_rows(pg: &sqlx::PgPool, data: Vec<u8>) -> Result<()> {
     let mut conn = pg.acquire().await?;
     let mut copy = conn
         .copy_in_raw("COPY events (session_id, origin, seq, at, body_json) FROM STDIN")
@@ -253,6 +285,15 @@ async fn copy_event_rows(pg: &sqlx::PgPool, rows: &[EventRow<'_>]) -> Result<()>
     copy.send(data).await?;
     copy.finish().await?;
     Ok(())
+}
+
+/// What a batch write does with a key already in the log.
+#[derive(Debug, Clone, Copy)]
+enum Duplicates {
+    /// Fail the batch (`StoreError::Conflict`).
+    Refuse,
+    /// Skip the row.
+    Ignore,
 }
 
 /// Appends `text` as a field of `COPY`'s text format: backslash, tab, newline and carriage
