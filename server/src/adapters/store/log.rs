@@ -50,11 +50,14 @@ impl Store {
         }
         // SQLite probes a new row's key before inserting it either way, so it skips
         // duplicates from the start.
+        // The size decides before any `COPY` data is built (escaping only adds to it).
+        let size: usize = rows
+            .iter()
+            .map(|r| r.0.len() + r.1.len() + r.4.len() + 40)
+            .sum();
         let first = match &self.copy {
-            Some(pg) => match copy_data(&rows)? {
-                data if data.len() >= COPY_MIN_BYTES => copy_event_rows(pg, data).await,
-                _ => self.insert_event_rows(&rows, Duplicates::Refuse).await,
-            },
+            Some(pg) if size >= COPY_MIN_BYTES => copy_event_rows(pg, copy_data(&rows)?).await,
+            Some(_) => self.insert_event_rows(&rows, Duplicates::Refuse).await,
             None => self.insert_event_rows(&rows, Duplicates::Ignore).await,
         };
         match first {
@@ -252,7 +255,8 @@ pub(super) async fn insert_event(
     Ok(())
 }
 
-/// Batches whose `COPY` data is smaller than this are written with multi-row inserts.
+/// Batches of fewer bytes than this (their fields' sizes, unescaped) are written with
+/// multi-row inserts.
 ///
 /// `COPY` sends its data and then its end as two writes, and sqlx does not set `TCP_NODELAY`:
 /// the end waits (Nagle) for the server's acknowledgement of the data, which the server
