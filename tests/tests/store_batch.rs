@@ -6,7 +6,10 @@
 //! the batch is first one `COPY`, which a stored key fails; it is then written again as
 //! inserts that skip stored keys.
 
-use proctor::domain::{Event, EventBody, Millis, Origin, SessionVerdict};
+use proctor::adapters::store::VerdictWrite;
+use proctor::domain::{
+    Event, EventBody, Millis, Origin, Profile, RecordCounts, SessionFold, SessionVerdict,
+};
 
 fn signal(seq: u64) -> Event {
     Event {
@@ -97,17 +100,22 @@ async fn batched_events_are_stored_once_and_verdicts_fenced_per_row() {
     };
     let (va, vb) = (verdict(&a).await, verdict(&b).await);
     let (log_a, log_b) = (t.stored_events(&a).await, t.stored_events(&b).await);
+    let none = RecordCounts::default();
     let fences = [
-        (
-            &va,
-            last_seq(&log_a, Origin::Client) - 1,
-            last_seq(&log_a, Origin::Server),
-        ),
-        (
-            &vb,
-            last_seq(&log_b, Origin::Client),
-            last_seq(&log_b, Origin::Server),
-        ),
+        VerdictWrite {
+            verdict: &va,
+            client_seq: last_seq(&log_a, Origin::Client) - 1,
+            server_seq: last_seq(&log_a, Origin::Server),
+            released: &none,
+            records: &[],
+        },
+        VerdictWrite {
+            verdict: &vb,
+            client_seq: last_seq(&log_b, Origin::Client),
+            server_seq: last_seq(&log_b, Origin::Server),
+            released: &none,
+            records: &[],
+        },
     ];
     let stale = store
         .save_verdicts_fenced(&fences, Millis(2_000_000))
@@ -168,4 +176,96 @@ fn padded(seq: u64) -> Event {
         detail.push_str(&"\\ padding".repeat(30));
     }
     e
+}
+
+/// A fold that released its closed records: the verdict row is a head, the records are stored
+/// beside it, and reading the verdict (the API's, `replay`'s and the workbench's path) puts
+/// them back: the same bytes as a fold that released nothing. A head whose records are
+/// missing is reported as corrupt, never read as a shorter verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn released_records_are_stored_beside_the_verdict_and_put_back() {
+    let mut t = proctor_e2e::spawn_app(1.0).await;
+    let token = t.token().await;
+    let started = proctor_e2e::start_learners(&t, &token, 2).await;
+    let id = |s: &serde_json::Value| s["session_id"].as_str().expect("session id").to_owned();
+    let (a, b) = (id(&started[0]), id(&started[1]));
+    let store = &t.app.store;
+    for i in 0.. {
+        let a_done = store.verdict_json(&a).await.expect("read").is_some();
+        if a_done && store.verdict_json(&b).await.expect("read").is_some() {
+            break;
+        }
+        assert!(i < 300, "the worker stored no first verdicts within 30 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Signals are closed records as soon as they are folded.
+    for sid in [&a, &b] {
+        let rows: Vec<(String, Event)> =
+            (0..12).map(|i| (sid.clone(), signal(30_000 + i))).collect();
+        store.append_events(&rows).await.expect("signals");
+    }
+    let fold_of = |sid: String| {
+        let t = &t;
+        async move {
+            let (rec, ctx) = t.app.session_with_context(&sid).await.expect("session");
+            let profile = Profile::find(&rec.profile).expect("profile");
+            let log = t.stored_events(&sid).await;
+            let seqs = (
+                last_seq(&log, Origin::Client),
+                last_seq(&log, Origin::Server),
+            );
+            (SessionFold::refold(profile, ctx, log), seqs)
+        }
+    };
+    for (sid, keep_records) in [(&a, true), (&b, false)] {
+        let (mut fold, (cseq, sseq)) = fold_of(sid.clone()).await;
+        let whole = serde_json::to_string(&fold.verdict()).expect("json");
+        let records = fold.closed_records(&RecordCounts::default());
+        let upto = fold.closed();
+        fold.release(&upto);
+        assert!(
+            fold.released().signals >= 12,
+            "the signals were released: {:?}",
+            fold.released()
+        );
+        let head = fold.verdict();
+        assert!(head.signals.is_empty(), "a head lists no released signal");
+        let stale = store
+            .save_verdicts_fenced(
+                &[VerdictWrite {
+                    verdict: &head,
+                    client_seq: cseq,
+                    server_seq: sseq,
+                    released: &fold.released(),
+                    records: if keep_records { &records } else { &[] },
+                }],
+                Millis(3_000_000),
+            )
+            .await
+            .expect("save the head");
+        assert!(stale.is_empty(), "the fence holds");
+        if keep_records {
+            let read = store
+                .verdict_json(sid)
+                .await
+                .expect("read")
+                .expect("stored");
+            assert_eq!(
+                read, whole,
+                "head + records = the whole verdict, byte for byte"
+            );
+            let report = t.app.replay(sid).await.expect("replay");
+            assert!(report.matches, "replay agrees with the restored verdict");
+        } else {
+            let err = store
+                .verdict_json(sid)
+                .await
+                .expect_err("a head without its records is corrupt");
+            assert!(
+                err.to_string().contains("missing"),
+                "the error names what is missing: {err}"
+            );
+        }
+    }
+    t.stop().await;
 }

@@ -70,6 +70,7 @@ mod log;
 mod metered;
 pub mod review;
 pub use face::ConsentReceipt;
+pub use log::VerdictWrite;
 
 /// A refused session start, as stored.
 #[derive(Debug, Clone)]

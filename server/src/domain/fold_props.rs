@@ -8,7 +8,7 @@ use proptest::test_runner::FileFailurePersistence;
 
 use super::events::{ChallengeKind, Event, EventBody, FaceMethod, Origin, TerminationReason};
 use super::ids::SessionId;
-use super::session::{Applied, SessionContext, SessionFold};
+use super::session::{Applied, Record, RecordCounts, RecordList, SessionContext, SessionFold};
 use super::test_support::{ANSWER, LogBuilder, T0, ctx, henan};
 use super::time::Millis;
 use super::verdict::{ChallengeOutcome, Reason, SessionVerdict};
@@ -385,6 +385,58 @@ proptest! {
         prop_assert_eq!(fold.credit_since_popup_ms(), v.provisional_ms);
         let incremental = serde_json::to_vec(&fold.verdict()).expect("serialise");
         prop_assert_eq!(&bytes, &incremental);
+    }
+
+    /// A worker hands closed records to its store with each verdict and releases them from
+    /// the fold once that write is confirmed; re-folds start over. Whatever the moments, the
+    /// verdict head plus the stored records is the replay's verdict, byte for byte.
+    #[test]
+    fn released_records_restore_the_verdict(first_face in any::<bool>(), acts in acts(), mut seed in 1u64..u64::MAX) {
+        let events = build(first_face, &acts);
+        let full = serde_json::to_vec(&SessionFold::replay(henan(), context(None), events.clone())).expect("serialise");
+        // The store: the latest record written at each (list, index).
+        let mut store: std::collections::BTreeMap<(RecordList, u32), Record> = std::collections::BTreeMap::new();
+        let mut fold = SessionFold::new(henan(), context(None));
+        let mut sent = RecordCounts::default();
+        let mut unconfirmed: std::collections::VecDeque<RecordCounts> = std::collections::VecDeque::new();
+        let mut log: Vec<Event> = vec![];
+        let mut released_any = false;
+        let mut order: Vec<&Event> = events.iter().collect();
+        // Server events a few places late: out-of-order arrivals and re-folds.
+        for i in 1..order.len() {
+            if order[i].origin == Origin::Server && xorshift(&mut seed).is_multiple_of(5) {
+                order.swap(i - 1, i);
+            }
+        }
+        for e in order {
+            match fold.apply(e) {
+                Applied::Applied => log.push(e.clone()),
+                Applied::Duplicate => {}
+                Applied::OutOfOrder => {
+                    log.push(e.clone());
+                    fold = SessionFold::refold(henan(), context(None), log.clone());
+                    sent = RecordCounts::default();
+                    unconfirmed.clear();
+                }
+            }
+            if xorshift(&mut seed).is_multiple_of(3) {
+                // A hand-off: the records closed since the last one go to the store.
+                for (i, r) in fold.closed_records(&sent) {
+                    store.insert((r.list(), i), r);
+                }
+                sent = fold.closed();
+                unconfirmed.push_back(sent);
+            }
+            if xorshift(&mut seed).is_multiple_of(2) && let Some(upto) = unconfirmed.pop_front() {
+                fold.release(&upto);
+                released_any |= !fold.released().is_zero();
+            }
+        }
+        let mut head = fold.verdict();
+        let records: Vec<(u32, Record)> = store.into_iter().map(|((_, i), r)| (i, r)).collect();
+        head.restore(&fold.released(), records).map_err(TestCaseError::fail)?;
+        let restored = serde_json::to_vec(&head).expect("serialise");
+        prop_assert_eq!(&full, &restored, "released something: {}", released_any);
     }
 }
 

@@ -24,6 +24,6 @@ mod test_support;
 pub use events::{ChallengeKind, Event, EventBody, Origin, TerminationReason};
 pub use ids::{ClassId, CourseId, EnrolmentId, LearnerId, LessonId, PlatformId, SessionId};
 pub use profile::{Profile, ProfileError, ProfileRef};
-pub use session::{Applied, SessionContext, SessionFold};
+pub use session::{Applied, Record, RecordCounts, RecordList, SessionContext, SessionFold};
 pub use time::Millis;
 pub use verdict::{Reason, RuleId, RuleStatus, SessionVerdict};

@@ -59,6 +59,20 @@ impl RuleId {
         RuleId::R8LessonHourLength,
     ];
 
+    /// The rule's place in [`RuleId::ALL`] (the index of per-rule counts).
+    pub fn index(self) -> usize {
+        match self {
+            RuleId::R1NoFastForward => 0,
+            RuleId::R2SingleWindow => 1,
+            RuleId::R3PopupCheck => 2,
+            RuleId::R4FaceLiveness => 3,
+            RuleId::R5SequentialLessons => 4,
+            RuleId::R6RandomSnapshots => 5,
+            RuleId::R7OnlineShareCap => 6,
+            RuleId::R8LessonHourLength => 7,
+        }
+    }
+
     /// The stable code, e.g. `R3_popup_check`, used in problem+json and metrics labels.
     pub fn code(self) -> &'static str {
         match self {

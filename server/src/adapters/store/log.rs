@@ -7,7 +7,7 @@ use std::io::Write as _;
 use sqlx::Row;
 
 use super::{Result, Store, StoreError, batch, corrupt};
-use crate::domain::{Event, Millis, Origin, SessionVerdict};
+use crate::domain::{Event, Millis, Origin, Record, RecordCounts, RecordList, SessionVerdict};
 
 impl Store {
     /// Reserves the next server sequence number of a session (atomic across processes).
@@ -145,14 +145,15 @@ impl Store {
         u64::try_from(m.unwrap_or(0)).map_err(corrupt)
     }
 
-    /// Persists verdicts fenced by the log: each `(verdict, client seq, server seq)` is written
-    /// only if those are still the highest stored sequence numbers of its session, i.e. the
-    /// fold it came from has seen the whole log. Returns the sessions whose verdict was stale
-    /// (another worker appended meanwhile: a lease race); the caller re-folds them from the
-    /// log. A stale fold can thus never overwrite a newer verdict.
+    /// Persists verdicts fenced by the log: each verdict is written only if its fence (the
+    /// client and server seq its fold had seen) is still the log's highest, i.e. the fold it
+    /// came from has seen the whole log; its records are written with it (upserts: a record
+    /// is a function of the log). Returns the sessions whose verdict was stale (another
+    /// worker appended meanwhile: a lease race); the caller re-folds them from the log. A
+    /// stale fold can thus never overwrite a newer verdict.
     pub(super) async fn save_verdicts_fenced_q(
         &self,
-        verdicts: &[(&SessionVerdict, u64, u64)],
+        verdicts: &[VerdictWrite<'_>],
         now: Millis,
     ) -> Result<Vec<String>> {
         let mut stale = Vec::new();
@@ -160,12 +161,18 @@ impl Store {
             return Ok(stale);
         }
         let mut rows = Vec::with_capacity(verdicts.len());
-        for (v, client_seq, server_seq) in verdicts {
+        for w in verdicts {
+            let released = if w.released.is_zero() {
+                None
+            } else {
+                Some(serde_json::to_string(w.released).map_err(corrupt)?)
+            };
             rows.push((
-                *v,
-                serde_json::to_string(v).map_err(corrupt)?,
-                i64::try_from(*client_seq).map_err(corrupt)?,
-                i64::try_from(*server_seq).map_err(corrupt)?,
+                w,
+                serde_json::to_string(w.verdict).map_err(corrupt)?,
+                released,
+                i64::try_from(w.client_seq).map_err(corrupt)?,
+                i64::try_from(w.server_seq).map_err(corrupt)?,
             ));
         }
         let mut written = std::collections::HashSet::new();
@@ -178,26 +185,28 @@ impl Store {
             // highest; RETURNING names the rows written, the rest are stale.
             let sql = batch::statement(self.backend(), "save_verdicts_fenced", n, |n, p| {
                 format!(
-                    "WITH v (session_id, verdict_json, credited_ms, ended, flagged, updated_at, cseq, sseq) AS (VALUES {}) \
-                     INSERT INTO session_verdicts (session_id, verdict_json, credited_ms, ended, flagged, updated_at) \
-                     SELECT v.session_id, v.verdict_json, v.credited_ms, v.ended, v.flagged, v.updated_at FROM v WHERE \
+                    "WITH v (session_id, verdict_json, released_json, credited_ms, ended, flagged, updated_at, cseq, sseq) AS (VALUES {}) \
+                     INSERT INTO session_verdicts (session_id, verdict_json, released_json, credited_ms, ended, flagged, updated_at) \
+                     SELECT v.session_id, v.verdict_json, v.released_json, v.credited_ms, v.ended, v.flagged, v.updated_at FROM v WHERE \
                      (SELECT COALESCE(MAX(e.seq), 0) FROM events e WHERE e.session_id = v.session_id AND e.origin = 'client') = v.cseq AND \
                      (SELECT COALESCE(MAX(e.seq), 0) FROM events e WHERE e.session_id = v.session_id AND e.origin = 'server') = v.sseq \
                      ON CONFLICT (session_id) DO UPDATE SET \
-                     verdict_json = excluded.verdict_json, credited_ms = excluded.credited_ms, ended = excluded.ended, \
+                     verdict_json = excluded.verdict_json, released_json = excluded.released_json, \
+                     credited_ms = excluded.credited_ms, ended = excluded.ended, \
                      flagged = excluded.flagged, updated_at = excluded.updated_at \
                      RETURNING session_id",
-                    batch::placeholders(p, n, 8)
+                    batch::placeholders(p, n, 9)
                 )
             });
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (v, json, cseq, sseq) in chunk {
+            for (w, json, released, cseq, sseq) in chunk {
                 q = q
-                    .bind(v.session_id.as_str())
+                    .bind(w.verdict.session_id.as_str())
                     .bind(json.as_str())
-                    .bind(v.credited_ms)
-                    .bind(i64::from(v.ended))
-                    .bind(i64::from(v.flagged_for_review))
+                    .bind(released.as_deref())
+                    .bind(w.verdict.credited_ms)
+                    .bind(i64::from(w.verdict.ended))
+                    .bind(i64::from(w.verdict.flagged_for_review))
                     .bind(now.0)
                     .bind(*cseq)
                     .bind(*sseq);
@@ -206,34 +215,135 @@ impl Store {
                 written.insert(r.try_get::<String, _>("session_id")?);
             }
         }
-        for (v, ..) in &rows {
-            let sid = v.session_id.as_str();
+        let mut records = Vec::new();
+        for (w, ..) in &rows {
+            let sid = w.verdict.session_id.as_str();
             if !written.contains(sid) {
                 stale.push(sid.to_owned());
-            } else if v.ended {
+                continue;
+            }
+            for (idx, r) in w.records {
+                records.push((sid, r.list().key(), i64::from(*idx), record_json(r)?));
+            }
+            if w.verdict.ended {
                 sqlx::query("UPDATE sessions SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL")
                     .bind(sid)
-                    .bind(v.last_event_at.0)
+                    .bind(w.verdict.last_event_at.0)
                     .execute(&mut *tx)
                     .await?;
             }
+        }
+        let mut rest = records.as_slice();
+        for n in batch::chunks(records.len()) {
+            let (chunk, tail) = rest.split_at(n);
+            rest = tail;
+            let sql = batch::statement(self.backend(), "save_verdict_records", n, |n, p| {
+                format!(
+                    "INSERT INTO verdict_records (session_id, list, idx, body_json) VALUES {} \
+                     ON CONFLICT (session_id, list, idx) DO UPDATE SET body_json = excluded.body_json",
+                    batch::placeholders(p, n, 4)
+                )
+            });
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (sid, list, idx, json) in chunk {
+                q = q.bind(*sid).bind(*list).bind(*idx).bind(json.as_str());
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(stale)
     }
 
-    /// The stored verdict JSON of a session, exactly as persisted.
+    /// The stored verdict of a session as JSON: the verdict row, with the records a worker
+    /// released put back in front of its lists (migration 0008).
     pub async fn verdict_json(&self, session_id: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT verdict_json FROM session_verdicts WHERE session_id = $1")
-            .bind(session_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| {
-            r.try_get::<String, _>("verdict_json")
-                .map_err(StoreError::from)
-        })
-        .transpose()
+        let row = sqlx::query(
+            "SELECT verdict_json, released_json FROM session_verdicts WHERE session_id = $1",
+        )
+        .bind(session_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let head: String = row.try_get("verdict_json")?;
+        let released: Option<String> = row.try_get("released_json")?;
+        self.restore_verdict(session_id, head, released.as_deref())
+            .await
+            .map(Some)
     }
+
+    /// A verdict row's JSON made whole: unchanged when nothing was released, else parsed, its
+    /// records put back in front of its lists, and written out again.
+    pub(super) async fn restore_verdict(
+        &self,
+        session_id: &str,
+        head: String,
+        released: Option<&str>,
+    ) -> Result<String> {
+        let Some(released) = released else {
+            return Ok(head);
+        };
+        let released: RecordCounts = serde_json::from_str(released).map_err(corrupt)?;
+        let mut verdict: SessionVerdict = serde_json::from_str(&head).map_err(corrupt)?;
+        let rows =
+            sqlx::query("SELECT list, idx, body_json FROM verdict_records WHERE session_id = $1")
+                .bind(session_id)
+                .fetch_all(&self.pool)
+                .await?;
+        let mut records = Vec::with_capacity(rows.len());
+        for r in rows {
+            let list: String = r.try_get("list")?;
+            let idx = u32::try_from(r.try_get::<i64, _>("idx")?).map_err(corrupt)?;
+            let json: String = r.try_get("body_json")?;
+            let list = RecordList::from_key(&list)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown record list {list}")))?;
+            records.push((idx, record_from(list, &json)?));
+        }
+        verdict
+            .restore(&released, records)
+            .map_err(|e| StoreError::Corrupt(format!("verdict of {session_id}: {e}")))?;
+        serde_json::to_string(&verdict).map_err(corrupt)
+    }
+}
+
+/// A verdict to store with the fence it was computed at, and the records its fold hands off.
+#[derive(Debug, Clone, Copy)]
+pub struct VerdictWrite<'a> {
+    /// The fold's verdict: a head when the fold released records.
+    pub verdict: &'a SessionVerdict,
+    /// The highest client and server seq the fold had seen (the fence).
+    pub client_seq: u64,
+    pub server_seq: u64,
+    /// How many records of each list come before the head's (all of them stored).
+    pub released: &'a RecordCounts,
+    /// Closed records to store (absolute indices), written only with the verdict.
+    pub records: &'a [(u32, Record)],
+}
+
+/// A record's stored JSON: the item alone (its list is a column).
+fn record_json(r: &Record) -> Result<String> {
+    match r {
+        Record::Span(x) => serde_json::to_string(x),
+        Record::Challenge(x) => serde_json::to_string(x),
+        Record::FaceCheck(x) => serde_json::to_string(x),
+        Record::Snapshot(x) => serde_json::to_string(x),
+        Record::Signal(x) => serde_json::to_string(x),
+        Record::Finding(_, x) => serde_json::to_string(x),
+    }
+    .map_err(corrupt)
+}
+
+fn record_from(list: RecordList, json: &str) -> Result<Record> {
+    match list {
+        RecordList::Timeline => serde_json::from_str(json).map(Record::Span),
+        RecordList::Challenges => serde_json::from_str(json).map(Record::Challenge),
+        RecordList::FaceChecks => serde_json::from_str(json).map(Record::FaceCheck),
+        RecordList::Snapshots => serde_json::from_str(json).map(Record::Snapshot),
+        RecordList::Signals => serde_json::from_str(json).map(Record::Signal),
+        RecordList::Findings(rule) => serde_json::from_str(json).map(|f| Record::Finding(rule, f)),
+    }
+    .map_err(corrupt)
 }
 
 pub(super) async fn insert_event(

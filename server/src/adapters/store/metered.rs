@@ -2,7 +2,7 @@
 //! (`proctor_store_operation_duration_seconds`, `proctor_store_errors_total`).
 
 use super::{Result, SessionRecord, Store};
-use crate::domain::{Event, Millis, SessionVerdict};
+use crate::domain::{Event, Millis};
 use crate::metrics::store_op;
 use crate::model::Snapshot;
 
@@ -31,7 +31,7 @@ impl Store {
     /// sessions whose fold was behind the log.
     pub async fn save_verdicts_fenced(
         &self,
-        verdicts: &[(&SessionVerdict, u64, u64)],
+        verdicts: &[super::VerdictWrite<'_>],
         now: Millis,
     ) -> Result<Vec<String>> {
         store_op("save_verdicts", self.save_verdicts_fenced_q(verdicts, now)).await

@@ -93,7 +93,7 @@ macro_rules! review_session_select {
         concat!(
             "SELECT s.id, s.platform_id, p.name AS platform_name, p.province, e.class_id, ",
             "c.name AS class_name, s.enrolment_id, s.learner_id, l.real_name AS learner_name, ",
-            "s.lesson_id, s.created_at, v.verdict_json ",
+            "s.lesson_id, s.created_at, v.verdict_json, v.released_json ",
             "FROM sessions s JOIN platforms p ON p.id = s.platform_id ",
             "JOIN enrolments e ON e.id = s.enrolment_id JOIN classes c ON c.id = e.class_id ",
             "JOIN learners l ON l.id = s.learner_id ",
@@ -302,16 +302,14 @@ impl Store {
         province: &str,
         limit: i64,
     ) -> Result<Vec<ReviewSessionRow>> {
-        sqlx::query(review_session_select!(
+        let rows = sqlx::query(review_session_select!(
             "WHERE (p.province || '/' || COALESCE(c.region, '')) LIKE $1 ORDER BY s.created_at DESC LIMIT $2"
         ))
         .bind(province)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(review_session_from)
-        .collect()
+        .await?;
+        self.review_sessions_from(&rows).await
     }
 
     /// One session, only if it is in `scope`.
@@ -320,16 +318,18 @@ impl Store {
         id: &str,
         province: &str,
     ) -> Result<Option<ReviewSessionRow>> {
-        sqlx::query(review_session_select!(
+        let rows = sqlx::query(review_session_select!(
             "WHERE s.id = $1 AND (p.province || '/' || COALESCE(c.region, '')) LIKE $2"
         ))
         .bind(id)
         .bind(province)
         .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(review_session_from)
-        .transpose()
+        .await?;
+        Ok(self
+            .review_sessions_from(rows.as_slice())
+            .await?
+            .into_iter()
+            .next())
     }
 
     /// The sessions of one class, only if the class is in `scope`.
@@ -338,16 +338,31 @@ impl Store {
         class_id: &str,
         province: &str,
     ) -> Result<Vec<ReviewSessionRow>> {
-        sqlx::query(review_session_select!(
+        let rows = sqlx::query(review_session_select!(
             "WHERE e.class_id = $1 AND (p.province || '/' || COALESCE(c.region, '')) LIKE $2 ORDER BY s.learner_id, s.created_at"
         ))
         .bind(class_id)
         .bind(province)
         .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(review_session_from)
-        .collect()
+        .await?;
+        self.review_sessions_from(&rows).await
+    }
+
+    /// Review rows with their verdicts made whole (the records a worker released put back).
+    async fn review_sessions_from(&self, rows: &[AnyRow]) -> Result<Vec<ReviewSessionRow>> {
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let mut row = review_session_from(r)?;
+            let released: Option<String> = r.try_get("released_json")?;
+            if let Some(head) = row.verdict_json.take() {
+                row.verdict_json = Some(
+                    self.restore_verdict(&row.id, head, released.as_deref())
+                        .await?,
+                );
+            }
+            out.push(row);
+        }
+        Ok(out)
     }
 
     /// `(enrolment id, learner id, learner name)` of a class, by learner.

@@ -21,7 +21,11 @@
 //! credited millisecond already survived every rule, since violations void exactly the time
 //! they affect (R5–R8 are judged by the enrolment fold).
 
+mod records;
+mod seqs;
 mod transitions;
+
+pub use records::{Record, RecordCounts, RecordList};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -90,7 +94,7 @@ pub struct SessionFold {
     last_key: Option<(Millis, Origin, u64)>,
     max_seq_server: u64,
     /// Every server sequence number folded (server events are few: challenges, checks).
-    server_seqs: BTreeSet<u64>,
+    server_seqs: seqs::SeqSet,
     max_seq_client: u64,
     events_folded: u64,
     termination: Option<(Millis, TerminationReason)>,
@@ -121,6 +125,12 @@ pub struct SessionFold {
     flagged: bool,
     findings: BTreeMap<RuleId, Vec<Finding>>,
     violated: BTreeSet<RuleId>,
+    /// Records handed off and dropped from the lists above (`records.rs`): the lists hold
+    /// what follows them.
+    released: RecordCounts,
+    /// Credited and uncredited (by reason, sorted) time of the released spans.
+    released_credited: i64,
+    released_uncredited: Vec<(Reason, i64)>,
 }
 
 impl SessionFold {
@@ -135,7 +145,7 @@ impl SessionFold {
             last_at: Millis(0),
             last_key: None,
             max_seq_server: 0,
-            server_seqs: BTreeSet::new(),
+            server_seqs: seqs::SeqSet::default(),
             max_seq_client: 0,
             events_folded: 0,
             termination: None,
@@ -162,6 +172,9 @@ impl SessionFold {
             flagged: false,
             findings: BTreeMap::new(),
             violated: BTreeSet::new(),
+            released: RecordCounts::default(),
+            released_credited: 0,
+            released_uncredited: Vec::new(),
         }
     }
 
@@ -172,7 +185,7 @@ impl SessionFold {
         // (gateways: face checks, snapshots; workers: challenges, expiries) whose numbers are
         // unique but may arrive out of numeric order, so they are remembered one by one.
         let duplicate = match event.origin {
-            Origin::Server => self.server_seqs.contains(&event.seq),
+            Origin::Server => self.server_seqs.contains(event.seq),
             Origin::Client => event.seq <= self.max_seq_client,
         };
         if duplicate {
@@ -395,6 +408,11 @@ impl SessionFold {
         {
             return;
         }
+        // Once closed spans are released, the list mostly holds the one open span: its first
+        // allocation holds one (a worker keeps thousands of these), later ones grow as usual.
+        if self.timeline.capacity() == 0 {
+            self.timeline.reserve_exact(1);
+        }
         self.timeline.push(span);
     }
 
@@ -502,7 +520,7 @@ impl SessionFold {
 
     fn take_outstanding(&mut self, nonce: &str) -> Option<Outstanding> {
         let i = self.outstanding.iter().position(|o| o.nonce == nonce)?;
-        Some(self.outstanding.remove(i))
+        Some(self.remove_outstanding(i))
     }
 
     /// Removes the outstanding challenge `nonce` only if it is of `kind`.
@@ -511,7 +529,16 @@ impl SessionFold {
             .outstanding
             .iter()
             .position(|o| o.nonce == nonce && o.kind == kind)?;
-        Some(self.outstanding.remove(i))
+        Some(self.remove_outstanding(i))
+    }
+
+    /// Challenges are outstanding for seconds at a time: the list's memory goes when it empties.
+    fn remove_outstanding(&mut self, i: usize) -> Outstanding {
+        let o = self.outstanding.remove(i);
+        if self.outstanding.is_empty() {
+            self.outstanding = Vec::new();
+        }
+        o
     }
 
     fn resolve(&mut self, nonce: &str, outcome: ChallengeOutcome, answered_at: Option<Millis>) {
@@ -551,11 +578,14 @@ impl SessionFold {
         );
     }
 
-    /// The verdict as of the last folded event.
+    /// The verdict as of the last folded event. After a [`SessionFold::release`] it is a
+    /// head: its totals cover the whole session, its lists start after the released records
+    /// ([`SessionVerdict::restore`] puts them back).
     pub fn verdict(&self) -> SessionVerdict {
         let started_at = self.started_at.unwrap_or(self.last_at);
-        let mut uncredited: BTreeMap<Reason, i64> = BTreeMap::new();
-        let mut credited_ms = 0;
+        let mut uncredited: BTreeMap<Reason, i64> =
+            self.released_uncredited.iter().copied().collect();
+        let mut credited_ms = self.released_credited;
         for s in &self.timeline {
             let len = s.to.saturating_sub(s.from);
             match s.reason {

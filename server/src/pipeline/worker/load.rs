@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use rand::Rng;
 
-use super::{Live, Worker, count_findings};
+use super::{Live, Worker};
 use crate::adapters::bus::partition_of;
 use crate::app::{App, AppError};
 use crate::domain::schedule::ChallengePlan;
@@ -102,7 +102,7 @@ impl Worker {
             .fold_duration
             .with_label_values(&["refold"])
             .observe(t.elapsed().as_secs_f64());
-        let findings_seen = count_findings(&fold);
+        let findings_seen = fold.closed().findings;
         // Snapshot points continue the enrolment's 课时 grid, so a 课时 that spans sessions
         // still gets its snapshots.
         let plan = ChallengePlan::draw_continuing(
@@ -112,6 +112,7 @@ impl Worker {
             &mut || self.rng.random::<u64>(),
         );
         let last_client_at = fold.last_event_at();
+        self.next_epoch += 1;
         let v = fold.verdict();
         self.live.insert(
             session_id,
@@ -127,6 +128,8 @@ impl Worker {
                     v.lesson_complete,
                 ),
                 findings_seen,
+                epoch: self.next_epoch,
+                sent: crate::domain::RecordCounts::default(),
                 platform,
                 uncovered_since_us: 0,
                 last_verdict_us: 0,

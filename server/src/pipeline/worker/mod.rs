@@ -35,7 +35,7 @@ use crate::app::hub::Outbound;
 use crate::app::protocol::{ChallengeMsg, ServerMsg, close};
 use crate::domain::schedule::{self, ChallengePlan};
 use crate::domain::{
-    Applied, ChallengeKind, Event, EventBody, Millis, Origin, Profile, SessionFold, SessionVerdict,
+    Applied, ChallengeKind, Event, EventBody, Millis, Origin, Profile, RecordCounts, SessionFold,
     TerminationReason,
 };
 use due::DueSet;
@@ -51,7 +51,13 @@ struct Live {
     learner_id: String,
     last_client_at: Millis,
     pushed: (i64, i64, i64, bool),
-    findings_seen: usize,
+    /// Findings already pushed as warnings, per rule (`RuleId::ALL` order; absolute counts).
+    findings_seen: [u32; 8],
+    /// Which fold this is: a re-fold starts a new one, and a stored verdict releases records
+    /// only from the fold that handed them over.
+    epoch: u64,
+    /// The closed records already handed to the writer (their release waits for the store).
+    sent: RecordCounts,
     /// The platform's name: the `platform` label of `proctor_violations_total`.
     platform: String,
     /// When the gateway accepted the oldest event not yet covered by a stored verdict
@@ -108,6 +114,8 @@ pub struct Worker {
     /// The partition lease's deadline (wall-clock µs), on Redis: timers append server events
     /// only before it, so a worker paused past its lease does not act as the owner on waking.
     lease_until_us: Option<Arc<AtomicI64>>,
+    /// The next `Live::epoch`.
+    next_epoch: u64,
 }
 
 /// Events folded ahead of the store at most; past this the worker waits for the writer.
@@ -148,6 +156,7 @@ impl Worker {
             writer: Some((jobs_rx, done_tx)),
             ack: None,
             lease_until_us: None,
+            next_epoch: 0,
         }
     }
 
@@ -467,11 +476,20 @@ impl Worker {
         for sid in &due {
             if let Some(live) = self.live.get_mut(sid) {
                 live.last_verdict_us = now_us;
+                // The records closed since the last hand-over go with the verdict; the fold
+                // drops them once the store confirms (`push_effects`).
+                let upto = live.fold.closed();
+                let records = live.fold.closed_records(&live.sent);
+                live.sent = upto;
                 batch.push(Due {
                     verdict: live.fold.verdict(),
                     client_seq: live.fold.last_seq(Origin::Client),
                     server_seq: live.fold.last_seq(Origin::Server),
                     uncovered_since_us: std::mem::take(&mut live.uncovered_since_us),
+                    released: live.fold.released(),
+                    records,
+                    upto,
+                    epoch: live.epoch,
                 });
             }
         }
@@ -625,17 +643,29 @@ impl Worker {
         true
     }
 
-    /// Pushes what stored verdicts changed: credit, new warnings, and the end of a session.
-    async fn push_effects(&mut self, stored: Vec<(SessionVerdict, i64)>) {
+    /// Pushes what stored verdicts changed: credit, new warnings, and the end of a session;
+    /// releases the records stored with them from the folds that handed them over.
+    async fn push_effects(&mut self, stored: Vec<Due>) {
         // Every message and close of the batch goes out together (one Redis round trip), in
         // order; ended sessions are let go after that.
         let mut out: Vec<(String, Outbound)> = Vec::new();
         let mut ended: Vec<(String, String)> = Vec::new();
-        for (v, uncovered_since_us) in stored {
+        for due in stored {
+            let Due {
+                verdict: v,
+                uncovered_since_us,
+                released,
+                upto,
+                epoch,
+                ..
+            } = due;
             let sid = v.session_id.as_str().to_owned();
             let Some(live) = self.live.get_mut(&sid) else {
                 continue;
             };
+            if live.epoch == epoch {
+                live.fold.release(&upto);
+            }
             if uncovered_since_us > 0 {
                 #[allow(clippy::cast_precision_loss)]
                 crate::metrics::metrics()
@@ -661,12 +691,19 @@ impl Worker {
                     }),
                 ));
             }
-            let findings: Vec<_> = v
-                .rules
-                .iter()
-                .flat_map(|r| r.findings.iter().map(move |f| (r.rule, f)))
-                .collect();
-            for (rule, f) in findings.iter().skip(live.findings_seen) {
+            // The head's findings of a rule start at its released count; those below what was
+            // pushed already (per rule) are not pushed again.
+            let mut fresh = Vec::new();
+            for r in &v.rules {
+                let i = r.rule.index();
+                let first = released.findings[i];
+                let seen = live.findings_seen[i];
+                let skip = usize::try_from(seen.saturating_sub(first)).unwrap_or(usize::MAX);
+                fresh.extend(r.findings.iter().skip(skip).map(|f| (r.rule, f)));
+                let end = first.saturating_add(u32::try_from(r.findings.len()).unwrap_or(u32::MAX));
+                live.findings_seen[i] = seen.max(end);
+            }
+            for (rule, f) in fresh {
                 crate::metrics::metrics()
                     .violations
                     .with_label_values(&[rule.code(), live.platform.as_str()])
@@ -683,7 +720,6 @@ impl Worker {
                     }),
                 ));
             }
-            live.findings_seen = live.findings_seen.max(findings.len());
             if v.ended {
                 crate::metrics::metrics()
                     .verdicts
@@ -713,8 +749,4 @@ impl Worker {
 
 fn msg(m: ServerMsg) -> Outbound {
     Outbound::Msg(Box::new(m))
-}
-
-fn count_findings(fold: &SessionFold) -> usize {
-    fold.verdict().rules.iter().map(|r| r.findings.len()).sum()
 }

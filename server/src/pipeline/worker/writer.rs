@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::adapters::store::VerdictWrite;
 use crate::app::App;
-use crate::domain::{Event, Millis, SessionVerdict};
+use crate::domain::{Event, Millis, Record, RecordCounts, SessionVerdict};
 
 /// The writer's work, done strictly in order: a verdict job queued after an events job is
 /// stored after those events, so its fence (the log's highest sequence numbers) holds.
@@ -25,6 +26,14 @@ pub(super) struct Due {
     pub(super) server_seq: u64,
     /// `Live::uncovered_since_us` when the verdict was computed.
     pub(super) uncovered_since_us: i64,
+    /// The fold's released counts (the head's lists start there).
+    pub(super) released: RecordCounts,
+    /// Closed records not handed over before, stored with the verdict.
+    pub(super) records: Vec<(u32, Record)>,
+    /// The fold's closed counts at hand-over: what it may release once this is stored.
+    pub(super) upto: RecordCounts,
+    /// `Live::epoch` of the fold it came from.
+    pub(super) epoch: u64,
 }
 
 /// What the writer finished, in the order the jobs were queued.
@@ -34,7 +43,7 @@ pub(super) enum Done {
     Events,
     /// A verdict job: what was stored, and the sessions whose fold was behind the log.
     Verdicts {
-        stored: Vec<(SessionVerdict, i64)>,
+        stored: Vec<Due>,
         stale: Vec<String>,
     },
 }
@@ -114,7 +123,13 @@ pub(super) async fn write(
             Job::Verdicts { batch, now } => {
                 let refs: Vec<_> = batch
                     .iter()
-                    .map(|d| (&d.verdict, d.client_seq, d.server_seq))
+                    .map(|d| VerdictWrite {
+                        verdict: &d.verdict,
+                        client_seq: d.client_seq,
+                        server_seq: d.server_seq,
+                        released: &d.released,
+                        records: &d.records,
+                    })
                     .collect();
                 let mut delay = Duration::from_millis(50);
                 let stale = loop {
@@ -131,7 +146,6 @@ pub(super) async fn write(
                 let stored = batch
                     .into_iter()
                     .filter(|d| !stale.iter().any(|s| s == d.verdict.session_id.as_str()))
-                    .map(|d| (d.verdict, d.uncovered_since_us))
                     .collect();
                 if done.send(Done::Verdicts { stored, stale }).is_err() {
                     return;
