@@ -408,12 +408,8 @@ impl SessionFold {
         {
             return;
         }
-        // Once closed spans are released, the list mostly holds the one open span: its first
-        // allocation holds one (a worker keeps thousands of these), later ones grow as usual.
-        if self.timeline.capacity() == 0 {
-            self.timeline.reserve_exact(1);
-        }
-        self.timeline.push(span);
+        // Once closed spans are released, the list mostly holds the one open span.
+        push_small(&mut self.timeline, span);
     }
 
     /// Relabels every credited span of the provisional window as uncredited `reason`, and
@@ -734,6 +730,16 @@ fn claim(body: &EventBody) -> Option<i64> {
 
 /// Extends `last` by `next` when they are contiguous with the same status; credited spans
 /// also need contiguous video. Returns whether it merged.
+/// Pushes onto a list that usually holds one item at a time once its closed records are
+/// released (the open span, a pending challenge): its first allocation holds one, so a
+/// worker's thousands of folds do not each keep room for four; later growth is as usual.
+fn push_small<T>(v: &mut Vec<T>, item: T) {
+    if v.capacity() == 0 {
+        v.reserve_exact(1);
+    }
+    v.push(item);
+}
+
 fn merge(last: &mut Span, next: &Span) -> bool {
     if last.to != next.from || last.credited != next.credited || last.reason != next.reason {
         return false;

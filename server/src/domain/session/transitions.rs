@@ -20,22 +20,28 @@ impl SessionFold {
                 deadline,
                 expected,
             } => {
-                self.outstanding.push(Outstanding {
-                    nonce: nonce.clone(),
-                    kind: *kind,
-                    issued_at: t,
-                    deadline: *deadline,
-                    expected: expected.clone(),
-                });
-                self.challenges.push(ChallengeRecord {
-                    nonce: nonce.clone(),
-                    kind: *kind,
-                    issued_at: t,
-                    deadline: *deadline,
-                    answered_at: None,
-                    response_ms: None,
-                    outcome: ChallengeOutcome::Pending,
-                });
+                push_small(
+                    &mut self.outstanding,
+                    Outstanding {
+                        nonce: nonce.clone(),
+                        kind: *kind,
+                        issued_at: t,
+                        deadline: *deadline,
+                        expected: expected.clone(),
+                    },
+                );
+                push_small(
+                    &mut self.challenges,
+                    ChallengeRecord {
+                        nonce: nonce.clone(),
+                        kind: *kind,
+                        issued_at: t,
+                        deadline: *deadline,
+                        answered_at: None,
+                        response_ms: None,
+                        outcome: ChallengeOutcome::Pending,
+                    },
+                );
             }
             EventBody::ChallengeExpired { nonce } => {
                 if let Some(o) = self.take_outstanding(nonce) {
@@ -72,15 +78,18 @@ impl SessionFold {
                 liveness_permille,
                 detail,
             } => {
-                self.face_checks.push(FaceCheckRecord {
-                    check_id: check_id.clone(),
-                    at: t,
-                    passed: *passed,
-                    method: *method,
-                    match_permille: *match_permille,
-                    liveness_permille: *liveness_permille,
-                    detail: detail.clone(),
-                });
+                push_small(
+                    &mut self.face_checks,
+                    FaceCheckRecord {
+                        check_id: check_id.clone(),
+                        at: t,
+                        passed: *passed,
+                        method: *method,
+                        match_permille: *match_permille,
+                        liveness_permille: *liveness_permille,
+                        detail: detail.clone(),
+                    },
+                );
                 let answered = nonce.as_deref().and_then(|n| {
                     self.take_outstanding_kind(n, ChallengeKind::FaceRecheck)
                         .or_else(|| self.take_outstanding_kind(n, ChallengeKind::Liveness))
@@ -140,14 +149,17 @@ impl SessionFold {
                         let detail = format!("snapshot {snapshot_id}: {why}");
                         self.find(RuleId::R6RandomSnapshots, *code, ev, detail, violates);
                     }
-                    self.snapshots.push(SnapshotRecord {
-                        snapshot_id: snapshot_id.clone(),
-                        nonce: nonce.clone(),
-                        at: t,
-                        sha256: sha256.clone(),
-                        analysis: analysis.clone(),
-                        not_counted: refusal.map(|(_, why)| why),
-                    });
+                    push_small(
+                        &mut self.snapshots,
+                        SnapshotRecord {
+                            snapshot_id: snapshot_id.clone(),
+                            nonce: nonce.clone(),
+                            at: t,
+                            sha256: sha256.clone(),
+                            analysis: analysis.clone(),
+                            not_counted: refusal.map(|(_, why)| why),
+                        },
+                    );
                 }
                 Some(_) => {
                     self.resolve(nonce, ChallengeOutcome::Missed, Some(t));
@@ -309,11 +321,14 @@ impl SessionFold {
                 }
             }
             EventBody::Signal { name, detail } => {
-                self.signals.push(SignalRecord {
-                    at: t,
-                    name: name.clone(),
-                    detail: detail.clone(),
-                });
+                push_small(
+                    &mut self.signals,
+                    SignalRecord {
+                        at: t,
+                        name: name.clone(),
+                        detail: detail.clone(),
+                    },
+                );
                 self.flagged = true;
             }
         }

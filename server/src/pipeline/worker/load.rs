@@ -116,10 +116,9 @@ impl Worker {
         let v = fold.verdict();
         self.live.insert(
             session_id,
-            Live {
+            Box::new(Live {
                 fold,
                 plan,
-                learner_id: rec.learner_id,
                 last_client_at,
                 pushed: (
                     v.credited_ms,
@@ -133,7 +132,7 @@ impl Worker {
                 platform,
                 uncovered_since_us: 0,
                 last_verdict_us: 0,
-            },
+            }),
         );
     }
 

@@ -48,7 +48,6 @@ use writer::{Done, Due, Job, write};
 struct Live {
     fold: SessionFold,
     plan: ChallengePlan,
-    learner_id: String,
     last_client_at: Millis,
     pushed: (i64, i64, i64, bool),
     /// Findings already pushed as warnings, per rule (`RuleId::ALL` order; absolute counts).
@@ -92,7 +91,8 @@ pub struct Worker {
     app: Arc<App>,
     partition: usize,
     partitions: usize,
-    live: HashMap<String, Live>,
+    /// Boxed: a table slot is then a key and a pointer, not ~900 B held at every free slot.
+    live: HashMap<String, Box<Live>>,
     /// One shared copy of each profile the live sessions use.
     profiles: HashMap<String, Arc<Profile>>,
     /// Sessions whose stored verdict is behind their fold, ordered by when their next verdict
@@ -596,7 +596,7 @@ impl Worker {
             .with_label_values(&[crate::metrics::kind_label(kind)])
             .inc();
         if let Some(live) = self.live.get_mut(sid) {
-            let Live { plan, fold, .. } = live;
+            let Live { plan, fold, .. } = &mut **live;
             let rng = &mut self.rng;
             plan.after_issue(kind, fold, &mut || rng.random::<u64>());
         }
@@ -731,7 +731,7 @@ impl Worker {
                     sid.clone(),
                     Outbound::Close(close::SESSION_ENDED, "session ended".to_owned()),
                 ));
-                ended.push((sid, live.learner_id.clone()));
+                ended.push((sid, live.fold.context().learner_id.as_str().to_owned()));
             }
         }
         self.app.effects(out).await;
