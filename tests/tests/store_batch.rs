@@ -33,17 +33,15 @@ fn last_seq(log: &[Event], origin: Origin) -> u64 {
         .unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn batched_events_are_stored_once_and_verdicts_fenced_per_row() {
-    let mut t = proctor_e2e::spawn_app(1.0).await;
+/// Starts two learners' sessions and waits until the worker stored their first verdicts (on
+/// Redis, once it owns the partitions). Nothing reaches these sessions through the bus
+/// afterwards, so the worker leaves them alone while a test writes to the store directly.
+async fn two_sessions_with_first_verdicts(t: &proctor_e2e::TestApp) -> (String, String) {
     let token = t.token().await;
-    let started = proctor_e2e::start_learners(&t, &token, 2).await;
+    let started = proctor_e2e::start_learners(t, &token, 2).await;
     let id = |s: &serde_json::Value| s["session_id"].as_str().expect("session id").to_owned();
     let (a, b) = (id(&started[0]), id(&started[1]));
     let store = &t.app.store;
-    // Let the worker store its first verdicts (on Redis, once it owns the partitions); nothing
-    // reaches these sessions through the bus afterwards, so it leaves them alone while the
-    // test writes to the store directly.
     for i in 0.. {
         let a_done = store.verdict_json(&a).await.expect("read").is_some();
         if a_done && store.verdict_json(&b).await.expect("read").is_some() {
@@ -52,6 +50,14 @@ async fn batched_events_are_stored_once_and_verdicts_fenced_per_row() {
         assert!(i < 300, "the worker stored no first verdicts within 30 s");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_events_are_stored_once_and_verdicts_fenced_per_row() {
+    let mut t = proctor_e2e::spawn_app(1.0).await;
+    let (a, b) = two_sessions_with_first_verdicts(&t).await;
+    let store = &t.app.store;
 
     // An earlier batch: 40 events of session a.
     let first: Vec<(String, Event)> = (0..40).map(|i| (a.clone(), signal(10_000 + i))).collect();
@@ -185,19 +191,8 @@ fn padded(seq: u64) -> Event {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn released_records_are_stored_beside_the_verdict_and_put_back() {
     let mut t = proctor_e2e::spawn_app(1.0).await;
-    let token = t.token().await;
-    let started = proctor_e2e::start_learners(&t, &token, 2).await;
-    let id = |s: &serde_json::Value| s["session_id"].as_str().expect("session id").to_owned();
-    let (a, b) = (id(&started[0]), id(&started[1]));
+    let (a, b) = two_sessions_with_first_verdicts(&t).await;
     let store = &t.app.store;
-    for i in 0.. {
-        let a_done = store.verdict_json(&a).await.expect("read").is_some();
-        if a_done && store.verdict_json(&b).await.expect("read").is_some() {
-            break;
-        }
-        assert!(i < 300, "the worker stored no first verdicts within 30 s");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
     // Signals are closed records as soon as they are folded.
     for sid in [&a, &b] {
         let rows: Vec<(String, Event)> =

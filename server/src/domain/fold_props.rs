@@ -309,6 +309,23 @@ fn check(events: &[Event], v: &SessionVerdict) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Folds `e` as a worker does: a new event joins `log`; one that sorts before what was folded
+/// makes a re-fold of the whole log. Returns whether it re-folded.
+fn deliver(fold: &mut SessionFold, log: &mut Vec<Event>, e: &Event) -> bool {
+    match fold.apply(e) {
+        Applied::Applied => {
+            log.push(e.clone());
+            false
+        }
+        Applied::Duplicate => false,
+        Applied::OutOfOrder => {
+            log.push(e.clone());
+            *fold = SessionFold::refold(henan(), context(None), log.clone());
+            true
+        }
+    }
+}
+
 fn acts() -> impl Strategy<Value = Vec<Act>> {
     prop::collection::vec(
         (
@@ -371,14 +388,7 @@ proptest! {
             let e = if take_server { i += 1; server[i - 1] } else { j += 1; client[j - 1] };
             let deliveries = if xorshift(&mut seed).is_multiple_of(4) { 2 } else { 1 };
             for _ in 0..deliveries {
-                match fold.apply(e) {
-                    Applied::Applied => log.push(e.clone()),
-                    Applied::Duplicate => {}
-                    Applied::OutOfOrder => {
-                        log.push(e.clone());
-                        fold = SessionFold::refold(henan(), context(None), log.clone());
-                    }
-                }
+                deliver(&mut fold, &mut log, e);
             }
         }
         prop_assert_eq!(fold.credited_ms(), v.credited_ms, "the accessor agrees with the timeline");
@@ -409,15 +419,9 @@ proptest! {
             }
         }
         for e in order {
-            match fold.apply(e) {
-                Applied::Applied => log.push(e.clone()),
-                Applied::Duplicate => {}
-                Applied::OutOfOrder => {
-                    log.push(e.clone());
-                    fold = SessionFold::refold(henan(), context(None), log.clone());
-                    sent = RecordCounts::default();
-                    unconfirmed.clear();
-                }
+            if deliver(&mut fold, &mut log, e) {
+                sent = RecordCounts::default();
+                unconfirmed.clear();
             }
             if xorshift(&mut seed).is_multiple_of(3) {
                 // A hand-off: the records closed since the last one go to the store.

@@ -127,15 +127,35 @@ fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// Drops the first `n` items of `v` and gives memory back once the rest is much smaller.
-fn drop_front<T>(v: &mut Vec<T>, n: usize) -> Vec<T> {
-    let gone: Vec<T> = v.drain(..n.min(v.len())).collect();
+/// Drops `v`'s items below absolute index `to` (`v` starts at `released`), passing each to
+/// `gone`, counts them as released, and gives memory back once the rest is much smaller.
+fn release_front<T>(v: &mut Vec<T>, released: &mut u32, to: u32, gone: impl FnMut(T)) {
+    let n = usize::try_from(to.saturating_sub(*released))
+        .unwrap_or(usize::MAX)
+        .min(v.len());
+    v.drain(..n).for_each(gone);
+    *released += count(n);
     if v.is_empty() {
         *v = Vec::new();
     } else if v.capacity() > 2 * v.len() + 4 {
         v.shrink_to_fit();
     }
-    gone
+}
+
+/// Appends copies of `items[from..upto]` (absolute indices; `items` starts at `base`, the
+/// released count) with their indices, cloning nothing outside that range.
+fn copy_closed<T: Clone>(
+    out: &mut Vec<(u32, Record)>,
+    (base, from, upto): (u32, u32, u32),
+    items: &[T],
+    wrap: impl Fn(T) -> Record,
+) {
+    let start = from.max(base);
+    let lo = usize::try_from(start - base).unwrap_or(usize::MAX);
+    let hi = usize::try_from(upto.saturating_sub(base)).unwrap_or(0);
+    for (i, item) in (start..).zip(items.get(lo..hi).unwrap_or_default()) {
+        out.push((i, wrap(item.clone())));
+    }
 }
 
 impl SessionFold {
@@ -170,48 +190,45 @@ impl SessionFold {
     /// are not held any more and are skipped), with their indices.
     pub fn closed_records(&self, from: &RecordCounts) -> Vec<(u32, Record)> {
         let upto = self.closed();
+        let r = &self.released;
         let mut out = Vec::new();
-        let r = self.released;
-        let mut take = |list: RecordList, base: u32, items: &mut dyn Iterator<Item = Record>| {
-            let start = from.get(list).max(base);
-            let end = upto.get(list);
-            for (i, rec) in (base..end).zip(items) {
-                if i >= start {
-                    out.push((i, rec));
-                }
-            }
-        };
-        take(
-            RecordList::Timeline,
-            r.timeline,
-            &mut self.timeline.iter().cloned().map(Record::Span),
+        copy_closed(
+            &mut out,
+            (r.timeline, from.timeline, upto.timeline),
+            &self.timeline,
+            Record::Span,
         );
-        take(
-            RecordList::Challenges,
-            r.challenges,
-            &mut self.challenges.iter().cloned().map(Record::Challenge),
+        copy_closed(
+            &mut out,
+            (r.challenges, from.challenges, upto.challenges),
+            &self.challenges,
+            Record::Challenge,
         );
-        take(
-            RecordList::FaceChecks,
-            r.face_checks,
-            &mut self.face_checks.iter().cloned().map(Record::FaceCheck),
+        copy_closed(
+            &mut out,
+            (r.face_checks, from.face_checks, upto.face_checks),
+            &self.face_checks,
+            Record::FaceCheck,
         );
-        take(
-            RecordList::Snapshots,
-            r.snapshots,
-            &mut self.snapshots.iter().cloned().map(Record::Snapshot),
+        copy_closed(
+            &mut out,
+            (r.snapshots, from.snapshots, upto.snapshots),
+            &self.snapshots,
+            Record::Snapshot,
         );
-        take(
-            RecordList::Signals,
-            r.signals,
-            &mut self.signals.iter().cloned().map(Record::Signal),
+        copy_closed(
+            &mut out,
+            (r.signals, from.signals, upto.signals),
+            &self.signals,
+            Record::Signal,
         );
         for (rule, list) in &self.findings {
-            let base = r.findings[rule.index()];
-            take(
-                RecordList::Findings(*rule),
-                base,
-                &mut list.iter().cloned().map(|f| Record::Finding(*rule, f)),
+            let i = rule.index();
+            copy_closed(
+                &mut out,
+                (r.findings[i], from.findings[i], upto.findings[i]),
+                list,
+                |f| Record::Finding(*rule, f),
             );
         }
         out
@@ -222,52 +239,62 @@ impl SessionFold {
     /// store holds may be released, or the restored verdict misses it.
     pub fn release(&mut self, upto: &RecordCounts) {
         let closed = self.closed();
-        let n = |list: RecordList, released: u32| -> usize {
-            let to = upto.get(list).min(closed.get(list));
-            usize::try_from(to.saturating_sub(released)).unwrap_or(0)
-        };
-        let spans = n(RecordList::Timeline, self.released.timeline);
-        for s in drop_front(&mut self.timeline, spans) {
-            let len = s.to.saturating_sub(s.from);
-            match s.reason {
-                Some(reason) if !s.credited => {
-                    match self
-                        .released_uncredited
-                        .binary_search_by_key(&reason, |t| t.0)
-                    {
-                        Ok(i) => self.released_uncredited[i].1 += len,
-                        Err(i) => self.released_uncredited.insert(i, (reason, len)),
+        let (mut credited, mut spans) = (0, 0);
+        let uncredited = &mut self.released_uncredited;
+        release_front(
+            &mut self.timeline,
+            &mut self.released.timeline,
+            upto.timeline.min(closed.timeline),
+            |s| {
+                spans += 1;
+                let len = s.to.saturating_sub(s.from);
+                match s.reason {
+                    Some(reason) if !s.credited => {
+                        match uncredited.binary_search_by_key(&reason, |t| t.0) {
+                            Ok(i) => uncredited[i].1 += len,
+                            Err(i) => uncredited.insert(i, (reason, len)),
+                        }
                     }
+                    Some(_) | None => credited += len,
                 }
-                Some(_) | None => self.released_credited += len,
-            }
-        }
+            },
+        );
+        self.released_credited += credited;
         self.popup_barrier -= spans;
-        self.released.timeline += count(spans);
-        let k = n(RecordList::Challenges, self.released.challenges);
-        drop_front(&mut self.challenges, k);
-        self.released.challenges += count(k);
-        let k = n(RecordList::FaceChecks, self.released.face_checks);
-        drop_front(&mut self.face_checks, k);
-        self.released.face_checks += count(k);
-        let k = n(RecordList::Snapshots, self.released.snapshots);
-        drop_front(&mut self.snapshots, k);
-        self.released.snapshots += count(k);
-        let k = n(RecordList::Signals, self.released.signals);
-        drop_front(&mut self.signals, k);
-        self.released.signals += count(k);
-        for (i, rule) in RuleId::ALL.iter().enumerate() {
-            let k = n(RecordList::Findings(*rule), self.released.findings[i]);
-            if k == 0 {
-                continue;
-            }
-            if let Some(list) = self.findings.get_mut(rule) {
-                drop_front(list, k);
+        let r = &mut self.released;
+        let to = |list: RecordList| upto.get(list).min(closed.get(list));
+        release_front(
+            &mut self.challenges,
+            &mut r.challenges,
+            to(RecordList::Challenges),
+            drop,
+        );
+        release_front(
+            &mut self.face_checks,
+            &mut r.face_checks,
+            to(RecordList::FaceChecks),
+            drop,
+        );
+        release_front(
+            &mut self.snapshots,
+            &mut r.snapshots,
+            to(RecordList::Snapshots),
+            drop,
+        );
+        release_front(
+            &mut self.signals,
+            &mut r.signals,
+            to(RecordList::Signals),
+            drop,
+        );
+        for rule in RuleId::ALL {
+            if let Some(list) = self.findings.get_mut(&rule) {
+                let to = to(RecordList::Findings(rule));
+                release_front(list, &mut r.findings[rule.index()], to, drop);
                 if list.is_empty() {
-                    self.findings.remove(rule);
+                    self.findings.remove(&rule);
                 }
             }
-            self.released.findings[i] += count(k);
         }
     }
 }
