@@ -63,6 +63,7 @@ pub struct Metrics {
     pub events_ingested: IntCounterVec,
     pub events_rejected: IntCounterVec,
     pub events_persisted: IntCounter,
+    pub verdict_records: IntCounter,
     pub bus_partitions: IntGauge,
     pub bus_lag: IntGaugeVec,
     pub bus_pending: IntGaugeVec,
@@ -191,6 +192,11 @@ impl Metrics {
                 &r,
                 "proctor_events_persisted_total",
                 "Events stored by workers (client events from the bus; redeliveries included).",
+            ),
+            verdict_records: counter(
+                &r,
+                "proctor_verdict_records_stored_total",
+                "Closed evidence records (timeline spans, challenges, checks, findings) stored beside verdicts, then released from worker memory.",
             ),
             bus_partitions: gauge(&r, "proctor_bus_partitions", "Configured bus partitions."),
             bus_lag: gauge_vec(

@@ -224,6 +224,9 @@ async fn a_scrape_under_simulated_learners_shows_every_family() {
     // Compliance: verdicts, violations, challenges, face checks.
     positive("proctor_verdicts_total", &[("outcome", "counts")]);
     positive("proctor_verdicts_total", &[]);
+    // Confirmed pop-ups and face checks close records: the workers stored them beside the
+    // verdicts and released them from memory.
+    positive("proctor_verdict_records_stored_total", &[]);
     positive("proctor_violations_total", &[("rule", "R3_popup_check")]);
     assert!(
         s.iter().any(|(n, l, _)| n == "proctor_violations_total"

@@ -80,6 +80,42 @@ pub struct Outstanding {
     pub expected: Option<String>,
 }
 
+/// A fold's challenges, checks and findings: held apart (boxed) because a worker's fold
+/// mostly has none of them between pop-ups once its closed records are released.
+#[derive(Debug, Clone, Default)]
+struct Evidence {
+    outstanding: Vec<Outstanding>,
+    challenges: Vec<ChallengeRecord>,
+    face_checks: Vec<FaceCheckRecord>,
+    snapshots: Vec<SnapshotRecord>,
+    signals: Vec<SignalRecord>,
+    findings: BTreeMap<RuleId, Vec<Finding>>,
+    violated: BTreeSet<RuleId>,
+}
+
+impl Evidence {
+    fn is_empty(&self) -> bool {
+        self.outstanding.is_empty()
+            && self.challenges.is_empty()
+            && self.face_checks.is_empty()
+            && self.snapshots.is_empty()
+            && self.signals.is_empty()
+            && self.findings.is_empty()
+            && self.violated.is_empty()
+    }
+}
+
+/// What a fold without evidence reads.
+static NO_EVIDENCE: Evidence = Evidence {
+    outstanding: Vec::new(),
+    challenges: Vec::new(),
+    face_checks: Vec::new(),
+    snapshots: Vec::new(),
+    signals: Vec::new(),
+    findings: BTreeMap::new(),
+    violated: BTreeSet::new(),
+};
+
 /// The fold state of one session.
 #[derive(Debug, Clone)]
 pub struct SessionFold {
@@ -117,14 +153,10 @@ pub struct SessionFold {
     popup_barrier: usize,
     overdue_reported: bool,
     timeline: Vec<Span>,
-    outstanding: Vec<Outstanding>,
-    challenges: Vec<ChallengeRecord>,
-    face_checks: Vec<FaceCheckRecord>,
-    snapshots: Vec<SnapshotRecord>,
-    signals: Vec<SignalRecord>,
+    /// Challenges, checks, findings: `None` while all are empty, which is most of the time
+    /// for a worker's fold once its closed records are released.
+    ev: Option<Box<Evidence>>,
     flagged: bool,
-    findings: BTreeMap<RuleId, Vec<Finding>>,
-    violated: BTreeSet<RuleId>,
     /// Records handed off and dropped from the lists above (`records.rs`): the lists hold
     /// what follows them.
     released: RecordCounts,
@@ -164,14 +196,8 @@ impl SessionFold {
             popup_barrier: 0,
             overdue_reported: false,
             timeline: Vec::new(),
-            outstanding: Vec::new(),
-            challenges: Vec::new(),
-            face_checks: Vec::new(),
-            snapshots: Vec::new(),
-            signals: Vec::new(),
+            ev: None,
             flagged: false,
-            findings: BTreeMap::new(),
-            violated: BTreeSet::new(),
             released: RecordCounts::default(),
             released_credited: 0,
             released_uncredited: Vec::new(),
@@ -263,6 +289,7 @@ impl SessionFold {
             return Some(r);
         }
         if self
+            .ev()
             .outstanding
             .iter()
             .any(|o| o.kind == ChallengeKind::Popup)
@@ -444,14 +471,18 @@ impl SessionFold {
     }
 
     fn find(&mut self, rule: RuleId, code: Reason, ev: &EventRef, detail: String, violates: bool) {
-        self.findings.entry(rule).or_default().push(Finding {
-            code,
-            at: ev.at,
-            evidence: vec![ev.clone()],
-            detail,
-        });
+        self.ev_mut()
+            .findings
+            .entry(rule)
+            .or_default()
+            .push(Finding {
+                code,
+                at: ev.at,
+                evidence: vec![ev.clone()],
+                detail,
+            });
         if violates {
-            self.violated.insert(rule);
+            self.ev_mut().violated.insert(rule);
         }
     }
 
@@ -515,13 +546,18 @@ impl SessionFold {
     }
 
     fn take_outstanding(&mut self, nonce: &str) -> Option<Outstanding> {
-        let i = self.outstanding.iter().position(|o| o.nonce == nonce)?;
+        let i = self
+            .ev()
+            .outstanding
+            .iter()
+            .position(|o| o.nonce == nonce)?;
         Some(self.remove_outstanding(i))
     }
 
     /// Removes the outstanding challenge `nonce` only if it is of `kind`.
     fn take_outstanding_kind(&mut self, nonce: &str, kind: ChallengeKind) -> Option<Outstanding> {
         let i = self
+            .ev()
             .outstanding
             .iter()
             .position(|o| o.nonce == nonce && o.kind == kind)?;
@@ -530,15 +566,18 @@ impl SessionFold {
 
     /// Challenges are outstanding for seconds at a time: the list's memory goes when it empties.
     fn remove_outstanding(&mut self, i: usize) -> Outstanding {
-        let o = self.outstanding.remove(i);
-        if self.outstanding.is_empty() {
-            self.outstanding = Vec::new();
+        let ev = self.ev_mut();
+        let o = ev.outstanding.remove(i);
+        if ev.outstanding.is_empty() {
+            ev.outstanding = Vec::new();
         }
+        self.tidy();
         o
     }
 
     fn resolve(&mut self, nonce: &str, outcome: ChallengeOutcome, answered_at: Option<Millis>) {
-        if let Some(c) = self.challenges.iter_mut().rev().find(|c| c.nonce == nonce) {
+        let challenges = self.ev.as_deref_mut().map(|e| &mut e.challenges);
+        if let Some(c) = challenges.and_then(|c| c.iter_mut().rev().find(|c| c.nonce == nonce)) {
             c.outcome = outcome;
             c.answered_at = answered_at;
             c.response_ms = answered_at.map(|a| a.saturating_sub(c.issued_at));
@@ -600,8 +639,8 @@ impl SessionFold {
                 | RuleId::R4FaceLiveness
                 | RuleId::R6RandomSnapshots => result(
                     rule,
-                    self.violated.contains(&rule),
-                    self.findings.get(&rule).cloned().unwrap_or_default(),
+                    self.ev().violated.contains(&rule),
+                    self.ev().findings.get(&rule).cloned().unwrap_or_default(),
                 ),
                 // R5 is decided at admission and by the enrolment fold; R7, R8 per enrolment.
                 RuleId::R5SequentialLessons
@@ -632,10 +671,10 @@ impl SessionFold {
                 >= dur - self.profile.fast_forward.coverage_slack_ms,
             timeline: self.timeline.clone(),
             rules,
-            challenges: self.challenges.clone(),
-            face_checks: self.face_checks.clone(),
-            snapshots: self.snapshots.clone(),
-            signals: self.signals.clone(),
+            challenges: self.ev().challenges.clone(),
+            face_checks: self.ev().face_checks.clone(),
+            snapshots: self.ev().snapshots.clone(),
+            signals: self.ev().signals.clone(),
             flagged_for_review: self.flagged,
             // Every credited ms already survived every rule: violations void exactly the time
             // they affect, so a session counts when any credit is left.
@@ -657,7 +696,22 @@ impl SessionFold {
     }
 
     pub fn outstanding(&self) -> Vec<Outstanding> {
-        self.outstanding.clone()
+        self.ev().outstanding.clone()
+    }
+
+    fn ev(&self) -> &Evidence {
+        self.ev.as_deref().unwrap_or(&NO_EVIDENCE)
+    }
+
+    fn ev_mut(&mut self) -> &mut Evidence {
+        self.ev.get_or_insert_with(Box::default)
+    }
+
+    /// Frees the evidence box once everything in it is gone.
+    fn tidy(&mut self) {
+        if self.ev.as_deref().is_some_and(Evidence::is_empty) {
+            self.ev = None;
+        }
     }
     pub fn ended(&self) -> bool {
         self.termination.is_some()

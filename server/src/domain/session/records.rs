@@ -167,21 +167,22 @@ impl SessionFold {
     /// How many records of each list are closed (never change again), counted from the first.
     pub fn closed(&self) -> RecordCounts {
         let r = &self.released;
-        let pending = self
+        let ev = self.ev();
+        let pending = ev
             .challenges
             .iter()
             .position(|c| c.outcome == ChallengeOutcome::Pending)
-            .unwrap_or(self.challenges.len());
+            .unwrap_or(ev.challenges.len());
         let mut findings = r.findings;
         for (i, rule) in RuleId::ALL.iter().enumerate() {
-            findings[i] += count(self.findings.get(rule).map_or(0, Vec::len));
+            findings[i] += count(ev.findings.get(rule).map_or(0, Vec::len));
         }
         RecordCounts {
             timeline: r.timeline + count(self.popup_barrier),
             challenges: r.challenges + count(pending),
-            face_checks: r.face_checks + count(self.face_checks.len()),
-            snapshots: r.snapshots + count(self.snapshots.len()),
-            signals: r.signals + count(self.signals.len()),
+            face_checks: r.face_checks + count(ev.face_checks.len()),
+            snapshots: r.snapshots + count(ev.snapshots.len()),
+            signals: r.signals + count(ev.signals.len()),
             findings,
         }
     }
@@ -191,6 +192,7 @@ impl SessionFold {
     pub fn closed_records(&self, from: &RecordCounts) -> Vec<(u32, Record)> {
         let upto = self.closed();
         let r = &self.released;
+        let ev = self.ev();
         let mut out = Vec::new();
         copy_closed(
             &mut out,
@@ -201,28 +203,28 @@ impl SessionFold {
         copy_closed(
             &mut out,
             (r.challenges, from.challenges, upto.challenges),
-            &self.challenges,
+            &ev.challenges,
             Record::Challenge,
         );
         copy_closed(
             &mut out,
             (r.face_checks, from.face_checks, upto.face_checks),
-            &self.face_checks,
+            &ev.face_checks,
             Record::FaceCheck,
         );
         copy_closed(
             &mut out,
             (r.snapshots, from.snapshots, upto.snapshots),
-            &self.snapshots,
+            &ev.snapshots,
             Record::Snapshot,
         );
         copy_closed(
             &mut out,
             (r.signals, from.signals, upto.signals),
-            &self.signals,
+            &ev.signals,
             Record::Signal,
         );
-        for (rule, list) in &self.findings {
+        for (rule, list) in &ev.findings {
             let i = rule.index();
             copy_closed(
                 &mut out,
@@ -263,39 +265,43 @@ impl SessionFold {
         self.popup_barrier -= spans;
         let r = &mut self.released;
         let to = |list: RecordList| upto.get(list).min(closed.get(list));
+        let Some(ev) = self.ev.as_deref_mut() else {
+            return;
+        };
         release_front(
-            &mut self.challenges,
+            &mut ev.challenges,
             &mut r.challenges,
             to(RecordList::Challenges),
             drop,
         );
         release_front(
-            &mut self.face_checks,
+            &mut ev.face_checks,
             &mut r.face_checks,
             to(RecordList::FaceChecks),
             drop,
         );
         release_front(
-            &mut self.snapshots,
+            &mut ev.snapshots,
             &mut r.snapshots,
             to(RecordList::Snapshots),
             drop,
         );
         release_front(
-            &mut self.signals,
+            &mut ev.signals,
             &mut r.signals,
             to(RecordList::Signals),
             drop,
         );
         for rule in RuleId::ALL {
-            if let Some(list) = self.findings.get_mut(&rule) {
+            if let Some(list) = ev.findings.get_mut(&rule) {
                 let to = to(RecordList::Findings(rule));
                 release_front(list, &mut r.findings[rule.index()], to, drop);
                 if list.is_empty() {
-                    self.findings.remove(&rule);
+                    ev.findings.remove(&rule);
                 }
             }
         }
+        self.tidy();
     }
 }
 

@@ -21,7 +21,7 @@ impl SessionFold {
                 expected,
             } => {
                 push_small(
-                    &mut self.outstanding,
+                    &mut self.ev_mut().outstanding,
                     Outstanding {
                         nonce: nonce.clone(),
                         kind: *kind,
@@ -31,7 +31,7 @@ impl SessionFold {
                     },
                 );
                 push_small(
-                    &mut self.challenges,
+                    &mut self.ev_mut().challenges,
                     ChallengeRecord {
                         nonce: nonce.clone(),
                         kind: *kind,
@@ -79,7 +79,7 @@ impl SessionFold {
                 detail,
             } => {
                 push_small(
-                    &mut self.face_checks,
+                    &mut self.ev_mut().face_checks,
                     FaceCheckRecord {
                         check_id: check_id.clone(),
                         at: t,
@@ -150,7 +150,7 @@ impl SessionFold {
                         self.find(RuleId::R6RandomSnapshots, *code, ev, detail, violates);
                     }
                     push_small(
-                        &mut self.snapshots,
+                        &mut self.ev_mut().snapshots,
                         SnapshotRecord {
                             snapshot_id: snapshot_id.clone(),
                             nonce: nonce.clone(),
@@ -294,6 +294,7 @@ impl SessionFold {
             }
             EventBody::ChallengeAnswered { nonce, answer } => {
                 let popup = self
+                    .ev()
                     .outstanding
                     .iter()
                     .find(|o| o.nonce == *nonce && o.kind == ChallengeKind::Popup)
@@ -322,7 +323,7 @@ impl SessionFold {
             }
             EventBody::Signal { name, detail } => {
                 push_small(
-                    &mut self.signals,
+                    &mut self.ev_mut().signals,
                     SignalRecord {
                         at: t,
                         name: name.clone(),

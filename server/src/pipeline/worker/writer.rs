@@ -143,10 +143,14 @@ pub(super) async fn write(
                     }
                 };
                 drop(refs);
-                let stored = batch
+                let stored: Vec<Due> = batch
                     .into_iter()
                     .filter(|d| !stale.iter().any(|s| s == d.verdict.session_id.as_str()))
                     .collect();
+                let records: usize = stored.iter().map(|d| d.records.len()).sum();
+                crate::metrics::metrics()
+                    .verdict_records
+                    .inc_by(records as u64);
                 if done.send(Done::Verdicts { stored, stale }).is_err() {
                     return;
                 }
