@@ -21,13 +21,14 @@
 //! credited millisecond already survived every rule, since violations void exactly the time
 //! they affect (R5–R8 are judged by the enrolment fold).
 
+mod evidence;
 mod records;
 mod seqs;
 mod transitions;
 
 pub use records::{Record, RecordCounts, RecordList};
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::events::{ChallengeKind, Event, EventBody, Origin, TerminationReason};
 use super::ids::{LearnerId, LessonId, SessionId};
@@ -44,6 +45,8 @@ use super::verdict::{
     RuleId, SessionVerdict, SignalRecord, SnapshotRecord, Span,
 };
 use std::sync::Arc;
+
+use evidence::{Evidence, push_small};
 
 /// What the fold needs to know besides the log: fixed when the session is created.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -79,42 +82,6 @@ pub struct Outstanding {
     pub deadline: Millis,
     pub expected: Option<String>,
 }
-
-/// A fold's challenges, checks and findings: held apart (boxed) because a worker's fold
-/// mostly has none of them between pop-ups once its closed records are released.
-#[derive(Debug, Clone, Default)]
-struct Evidence {
-    outstanding: Vec<Outstanding>,
-    challenges: Vec<ChallengeRecord>,
-    face_checks: Vec<FaceCheckRecord>,
-    snapshots: Vec<SnapshotRecord>,
-    signals: Vec<SignalRecord>,
-    findings: BTreeMap<RuleId, Vec<Finding>>,
-    violated: BTreeSet<RuleId>,
-}
-
-impl Evidence {
-    fn is_empty(&self) -> bool {
-        self.outstanding.is_empty()
-            && self.challenges.is_empty()
-            && self.face_checks.is_empty()
-            && self.snapshots.is_empty()
-            && self.signals.is_empty()
-            && self.findings.is_empty()
-            && self.violated.is_empty()
-    }
-}
-
-/// What a fold without evidence reads.
-static NO_EVIDENCE: Evidence = Evidence {
-    outstanding: Vec::new(),
-    challenges: Vec::new(),
-    face_checks: Vec::new(),
-    snapshots: Vec::new(),
-    signals: Vec::new(),
-    findings: BTreeMap::new(),
-    violated: BTreeSet::new(),
-};
 
 /// The fold state of one session.
 #[derive(Debug, Clone)]
@@ -699,20 +666,6 @@ impl SessionFold {
         self.ev().outstanding.clone()
     }
 
-    fn ev(&self) -> &Evidence {
-        self.ev.as_deref().unwrap_or(&NO_EVIDENCE)
-    }
-
-    fn ev_mut(&mut self) -> &mut Evidence {
-        self.ev.get_or_insert_with(Box::default)
-    }
-
-    /// Frees the evidence box once everything in it is gone.
-    fn tidy(&mut self) {
-        if self.ev.as_deref().is_some_and(Evidence::is_empty) {
-            self.ev = None;
-        }
-    }
     pub fn ended(&self) -> bool {
         self.termination.is_some()
     }
@@ -784,16 +737,6 @@ fn claim(body: &EventBody) -> Option<i64> {
 
 /// Extends `last` by `next` when they are contiguous with the same status; credited spans
 /// also need contiguous video. Returns whether it merged.
-/// Pushes onto a list that usually holds one item at a time once its closed records are
-/// released (the open span, a pending challenge): its first allocation holds one, so a
-/// worker's thousands of folds do not each keep room for four; later growth is as usual.
-fn push_small<T>(v: &mut Vec<T>, item: T) {
-    if v.capacity() == 0 {
-        v.reserve_exact(1);
-    }
-    v.push(item);
-}
-
 fn merge(last: &mut Span, next: &Span) -> bool {
     if last.to != next.from || last.credited != next.credited || last.reason != next.reason {
         return false;
