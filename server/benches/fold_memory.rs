@@ -1,5 +1,6 @@
-//! Memory held by one session's fold (the worker's per-session state), counted exactly with
-//! an instrumented global allocator at points through the honest 45-minute log. A separate
+//! Memory held by one session's fold, and by all of a worker's per-session state (its table of
+//! live sessions: `worker_table`), counted exactly with an instrumented global allocator at
+//! points through the honest 45-minute log. A separate
 //! bench binary so that the counting allocator does not slow the timings in `fold`.
 //! Run with `cargo bench -p proctor-server --bench fold --bench fold_memory`.
 //!
@@ -12,7 +13,9 @@ mod log;
 use std::alloc::System;
 use std::sync::Arc;
 
-use proctor::domain::{Event, Profile, SessionFold};
+use proctor::domain::schedule::ChallengePlan;
+use proctor::domain::{Event, Profile, SessionFold, SessionId};
+use proctor::pipeline::worker::table::{Live, LiveTable};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
 #[global_allocator]
@@ -51,6 +54,65 @@ fn fold_prefix_released(profile: &Arc<Profile>, events: &[Event]) -> SessionFold
         fold.release(&upto);
     }
     fold
+}
+
+/// Sessions in the worker's table for `worker_table`.
+const TABLE_SESSIONS: usize = 1000;
+
+/// Everything a worker holds per live session, measured on the worker's own table: the
+/// boxed `Live` (fold, challenge plan, pushed state), the fold's heap, the index, the slot
+/// and the due order, with every session due a verdict (an active session mostly is), for
+/// `TABLE_SESSIONS` sessions at each point `(label, events folded)` of the lesson. The
+/// profile and the platform name are one copy per worker, not counted.
+fn worker_table(profile: &Arc<Profile>, events: &[Event], points: &[(&str, usize)]) {
+    println!(
+        "== a worker's table: {TABLE_SESSIONS} sessions, closed records released, every session due =="
+    );
+    println!(
+        "size_of::<Live>() = {} B (boxed, in the heap figures below)",
+        std::mem::size_of::<Live>()
+    );
+    println!(
+        "{:>12} {:>7} {:>14} {:>14}",
+        "point", "events", "B per session", "blocks/session"
+    );
+    let platform: Arc<str> = Arc::from("a training platform");
+    let n = i64::try_from(TABLE_SESSIONS).expect("fits");
+    for &(label, k) in points {
+        let (table, heap, blocks) = held(|| {
+            let mut table = LiveTable::default();
+            let mut draws = 0_u64;
+            for i in 0..TABLE_SESSIONS {
+                let mut ctx = log::ctx();
+                ctx.session_id = SessionId::from(format!("0192f0c4-7a39-7cc1-9e2b-{i:012x}"));
+                let mut fold = SessionFold::new(profile.clone(), ctx);
+                for e in &events[..k] {
+                    fold.apply(e);
+                    let upto = fold.closed();
+                    fold.release(&upto);
+                }
+                let plan = ChallengePlan::draw(profile, &mut || {
+                    draws = draws
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1);
+                    draws
+                });
+                let sid = fold.context().session_id.as_str().to_owned();
+                table.insert(Box::new(Live::new(fold, plan, platform.clone(), 1)));
+                table.mark(&sid, i64::try_from(i).expect("fits"));
+            }
+            table
+        });
+        assert_eq!(table.len(), TABLE_SESSIONS);
+        println!(
+            "{:>12} {:>7} {:>14} {:>14.1}",
+            label,
+            k,
+            heap / n,
+            blocks as f64 / n as f64
+        );
+        drop(table);
+    }
 }
 
 fn main() {
@@ -133,6 +195,22 @@ fn main() {
         "largest over the lesson: {} B inline+heap, after event {worst_at} of {}",
         inline + worst,
         events.len()
+    );
+    let k_at = |m: i64| {
+        events
+            .iter()
+            .take_while(|e| e.at.0 <= start + m * 60_000)
+            .count()
+    };
+    worker_table(
+        &profile,
+        &events,
+        &[
+            ("1st event", 1),
+            ("5 m", k_at(5)),
+            ("fold largest", worst_at),
+            ("45 m", k_at(45)),
+        ],
     );
     let fold = fold_prefix(&profile, &events);
     let (json, heap, blocks) = held(|| {

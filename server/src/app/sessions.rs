@@ -272,7 +272,7 @@ impl App {
                 banned_since: platform.banned_since,
             },
             other_enrolments: &others,
-            lease_holder: holder.clone().map(SessionId),
+            lease_holder: holder.clone().map(SessionId::from),
         };
         let session_id = new_id();
         let admitted = match admission::admit(&facts) {
@@ -296,7 +296,7 @@ impl App {
                     self.append_server_event(
                         holder.as_str(),
                         EventBody::ConcurrentSessionRefused {
-                            other_session: SessionId(session_id.clone()),
+                            other_session: SessionId::from(session_id.as_str()),
                         },
                     )
                     .await?;
@@ -307,9 +307,9 @@ impl App {
 
         let prior = self.lesson_coverage(&sessions, &lesson.id).await?;
         let ctx = SessionContext {
-            session_id: SessionId(session_id.clone()),
-            learner_id: LearnerId(learner.id.clone()),
-            lesson_id: LessonId(lesson.id.clone()),
+            session_id: SessionId::from(session_id.as_str()),
+            learner_id: LearnerId::from(learner.id.as_str()),
+            lesson_id: LessonId::from(lesson.id.as_str()),
             lesson_duration_ms: lesson.duration_ms,
             prior_coverage: prior,
         };
@@ -447,15 +447,15 @@ impl App {
                 verdicts.push(self.session_verdict(&rec, &ctx).await?);
             }
             lessons.push(LessonInput {
-                lesson_id: LessonId(l.id.clone()),
+                lesson_id: LessonId::from(l.id.as_str()),
                 position: l.position,
                 duration_ms: l.duration_ms,
                 sessions: verdicts,
             });
         }
         let input = EnrolmentInput {
-            enrolment_id: crate::domain::EnrolmentId(enrolment.id.clone()),
-            learner_id: LearnerId(enrolment.learner_id.clone()),
+            enrolment_id: crate::domain::EnrolmentId::from(enrolment.id.as_str()),
+            learner_id: LearnerId::from(enrolment.learner_id.as_str()),
             planned_total_hours: class.planned_total_hours,
             planned_online_hours: class.planned_online_hours,
             lessons,

@@ -1,5 +1,6 @@
 //! Identifier newtypes. Ids are opaque strings (UUIDs minted by the service) so that the
 //! domain never parses or orders them; a newtype per entity keeps them from being mixed up.
+//! Each is a `Box<str>`: ids never grow, and a worker holds three in every live fold.
 
 use serde::{Deserialize, Serialize};
 
@@ -8,7 +9,7 @@ macro_rules! id_type {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(transparent)]
-        pub struct $name(pub String);
+        pub struct $name(pub Box<str>);
 
         impl $name {
             pub fn as_str(&self) -> &str {
@@ -24,7 +25,13 @@ macro_rules! id_type {
 
         impl From<&str> for $name {
             fn from(s: &str) -> Self {
-                Self(s.to_owned())
+                Self(s.into())
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                Self(s.into_boxed_str())
             }
         }
     };

@@ -19,7 +19,7 @@ mod fold_props;
 #[cfg(test)]
 mod golden_tests;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 pub use events::{ChallengeKind, Event, EventBody, Origin, TerminationReason};
 pub use ids::{ClassId, CourseId, EnrolmentId, LearnerId, LessonId, PlatformId, SessionId};

@@ -88,15 +88,14 @@ pub struct Outstanding {
 pub struct SessionFold {
     /// Shared by every fold of the same profile (a worker holds thousands of sessions).
     profile: Arc<Profile>,
+    /// Its `prior_coverage` normalised (merged, clipped to the lesson).
     ctx: SessionContext,
-    /// `ctx.prior_coverage`, normalised.
-    prior: Vec<[i64; 2]>,
     started_at: Option<Millis>,
     /// Server time of the last folded event.
     last_at: Millis,
     last_key: Option<(Millis, Origin, u64)>,
-    max_seq_server: u64,
-    /// Every server sequence number folded (server events are few: challenges, checks).
+    /// Every server sequence number folded (server events are few: challenges, checks); the
+    /// highest is the server's `last_seq`.
     server_seqs: seqs::SeqSet,
     max_seq_client: u64,
     events_folded: u64,
@@ -133,17 +132,15 @@ pub struct SessionFold {
 }
 
 impl SessionFold {
-    pub fn new(profile: impl Into<Arc<Profile>>, ctx: SessionContext) -> Self {
+    pub fn new(profile: impl Into<Arc<Profile>>, mut ctx: SessionContext) -> Self {
         let profile = profile.into();
-        let prior = r1::normalise(&ctx.prior_coverage, ctx.lesson_duration_ms);
+        ctx.prior_coverage = r1::normalise(&ctx.prior_coverage, ctx.lesson_duration_ms);
         SessionFold {
             profile,
             ctx,
-            prior,
             started_at: None,
             last_at: Millis(0),
             last_key: None,
-            max_seq_server: 0,
             server_seqs: seqs::SeqSet::default(),
             max_seq_client: 0,
             events_folded: 0,
@@ -190,7 +187,6 @@ impl SessionFold {
         match event.origin {
             Origin::Server => {
                 self.server_seqs.insert(event.seq);
-                self.max_seq_server = self.max_seq_server.max(event.seq);
             }
             Origin::Client => self.max_seq_client = event.seq,
         }
@@ -276,7 +272,7 @@ impl SessionFold {
     }
 
     fn furthest(&self) -> i64 {
-        let a = self.prior.last().map_or(0, |c| c[1]);
+        let a = self.ctx.prior_coverage.last().map_or(0, |c| c[1]);
         let b = self.coverage.last().map_or(0, |c| c[1]);
         a.max(b)
     }
@@ -338,7 +334,7 @@ impl SessionFold {
         let p_from = self.position.max(0);
         let seg_end = p_end.min(dur);
         let (new, overlap) = if seg_end > p_from {
-            let n = r1::uncovered_in(&self.prior, &self.coverage, p_from, seg_end);
+            let n = r1::uncovered_in(&self.ctx.prior_coverage, &self.coverage, p_from, seg_end);
             (n, seg_end - p_from - n)
         } else {
             (0, 0)
@@ -355,7 +351,12 @@ impl SessionFold {
             Reason::NotPlaying
         };
         if seg_end > p_from {
-            r1::add_outside(&mut self.coverage, &self.prior, p_from, seg_end);
+            r1::add_outside(
+                &mut self.coverage,
+                &self.ctx.prior_coverage,
+                p_from,
+                seg_end,
+            );
         }
         let video = (seg_end > p_from).then_some([p_from, seg_end]);
         let c_end = from.plus(credited);
@@ -595,7 +596,7 @@ impl SessionFold {
                 Some(_) | None => credited_ms += len,
             }
         }
-        let lesson_coverage_ms = r1::union_total(&self.prior, &self.coverage);
+        let lesson_coverage_ms = r1::union_total(&self.ctx.prior_coverage, &self.coverage);
         let dur = self.ctx.lesson_duration_ms;
         let rules = RuleId::ALL
             .iter()
@@ -696,7 +697,7 @@ impl SessionFold {
     /// Highest sequence number folded for an origin (0 when none).
     pub fn last_seq(&self, origin: Origin) -> u64 {
         match origin {
-            Origin::Server => self.max_seq_server,
+            Origin::Server => self.server_seqs.max(),
             Origin::Client => self.max_seq_client,
         }
     }

@@ -15,6 +15,11 @@ impl SeqSet {
         self.runs.partition_point(|r| r[0] <= seq)
     }
 
+    /// The highest number in the set (0 when empty).
+    pub(super) fn max(&self) -> u64 {
+        self.runs.last().map_or(0, |r| r[1])
+    }
+
     pub(super) fn contains(&self, seq: u64) -> bool {
         let i = self.after(seq);
         i > 0 && self.runs[i - 1][1] >= seq
@@ -66,6 +71,7 @@ mod tests {
                 seed ^= seed << 17;
                 let seq = seed % 30;
                 assert_eq!(set.insert(seq), model.insert(seq), "insert {seq}");
+                assert_eq!(set.max(), model.last().copied().unwrap_or(0), "max");
                 for probe in 0..32 {
                     assert_eq!(set.contains(probe), model.contains(&probe), "{probe}");
                 }

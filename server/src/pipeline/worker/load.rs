@@ -28,10 +28,11 @@ impl Worker {
                     .map(|s| s.id)
                     .collect();
                 self.load_many(ids.clone()).await;
-                // A previous owner may have died with these verdicts behind the log.
+                // A previous owner may have died with these verdicts behind the log (a
+                // session that did not load is not marked).
                 let at = super::wall_us();
-                for sid in ids.into_iter().filter(|s| self.live.contains_key(s)) {
-                    self.dirty.mark(&sid, at);
+                for sid in ids {
+                    self.live.mark(&sid, at);
                 }
             }
             Err(e) => tracing::warn!(error = %e, "Failed to list open sessions at start-up."),
@@ -84,7 +85,6 @@ impl Worker {
     /// Folds what `fetch` read and makes the session live.
     fn install(&mut self, f: Fetched) {
         let Fetched {
-            session_id,
             rec,
             ctx,
             profile,
@@ -102,7 +102,6 @@ impl Worker {
             .fold_duration
             .with_label_values(&["refold"])
             .observe(t.elapsed().as_secs_f64());
-        let findings_seen = fold.closed().findings;
         // Snapshot points continue the enrolment's 课时 grid, so a 课时 that spans sessions
         // still gets its snapshots.
         let plan = ChallengePlan::draw_continuing(
@@ -111,29 +110,18 @@ impl Worker {
             snapshots_in_hour,
             &mut || self.rng.random::<u64>(),
         );
-        let last_client_at = fold.last_event_at();
-        self.next_epoch += 1;
-        let v = fold.verdict();
-        self.live.insert(
-            session_id,
-            Box::new(Live {
-                fold,
-                plan,
-                last_client_at,
-                pushed: (
-                    v.credited_ms,
-                    v.provisional_ms,
-                    v.lesson_coverage_ms,
-                    v.lesson_complete,
-                ),
-                findings_seen,
-                epoch: self.next_epoch,
-                sent: crate::domain::RecordCounts::default(),
-                platform,
-                uncovered_since_us: 0,
-                last_verdict_us: 0,
-            }),
-        );
+        let platform = match self.platforms.get(platform.as_str()) {
+            Some(p) => p.clone(),
+            None => {
+                let p: Arc<str> = platform.into();
+                self.platforms.insert(p.clone());
+                p
+            }
+        };
+        // Compared only for equality with a verdict in flight: wrapping is harmless.
+        self.next_epoch = self.next_epoch.wrapping_add(1);
+        self.live
+            .insert(Box::new(Live::new(fold, plan, platform, self.next_epoch)));
     }
 
     /// Builds a session's fold from its stored log and the batches still in flight, waiting
@@ -152,9 +140,14 @@ impl Worker {
     pub(super) async fn refold(&mut self, session_id: &str) -> Result<(), AppError> {
         let before = self
             .live
-            .remove(session_id)
+            .get(session_id)
             .map(|l| (l.findings_seen, l.pushed, l.uncovered_since_us));
-        self.load_retrying(session_id).await?;
+        // The new fold replaces the old one in place, keeping its due time; a session that
+        // cannot be loaded again is let go (its fold is known to be incomplete).
+        if let Err(e) = self.load_retrying(session_id).await {
+            self.live.remove(session_id);
+            return Err(e);
+        }
         if let (Some((seen, pushed, uncovered)), Some(live)) =
             (before, self.live.get_mut(session_id))
         {
@@ -172,7 +165,6 @@ const LOAD_CONCURRENCY: usize = 16;
 /// What loading a session reads from the store.
 #[derive(Debug)]
 struct Fetched {
-    session_id: String,
     rec: SessionRecord,
     ctx: SessionContext,
     profile: Arc<Profile>,
@@ -225,7 +217,6 @@ async fn fetch(
     };
     let (credited_before, snapshots_in_hour) = app.enrolment_progress(&rec, &profile).await?;
     Ok(Fetched {
-        session_id: session_id.to_owned(),
         rec,
         ctx,
         profile,

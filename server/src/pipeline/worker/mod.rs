@@ -14,12 +14,12 @@
 //! they reflect is stored. Random choices (when to challenge, nonces, pop-up codes) are made
 //! here, never in the domain, and are written to the log as events.
 
-mod due;
 mod load;
 mod reader;
+pub mod table;
 mod writer;
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -33,38 +33,13 @@ use crate::adapters::redis::bus::RedisPartition;
 use crate::app::App;
 use crate::app::hub::Outbound;
 use crate::app::protocol::{ChallengeMsg, ServerMsg, close};
-use crate::domain::schedule::{self, ChallengePlan};
+use crate::domain::schedule;
 use crate::domain::{
-    Applied, ChallengeKind, Event, EventBody, Millis, Origin, Profile, RecordCounts, SessionFold,
-    TerminationReason,
+    Applied, ChallengeKind, Event, EventBody, Millis, Origin, Profile, TerminationReason,
 };
-use due::DueSet;
 use reader::{Feed, Read, read};
+use table::{Live, LiveTable};
 use writer::{Done, Due, Job, write};
-
-/// Per-session worker state. Not evidence: everything that decides credit is in the fold,
-/// which is rebuilt from the log when missing.
-#[derive(Debug)]
-struct Live {
-    fold: SessionFold,
-    plan: ChallengePlan,
-    last_client_at: Millis,
-    pushed: (i64, i64, i64, bool),
-    /// Findings already pushed as warnings, per rule (`RuleId::ALL` order; absolute counts).
-    findings_seen: [u32; 8],
-    /// Which fold this is: a re-fold starts a new one, and a stored verdict releases records
-    /// only from the fold that handed them over.
-    epoch: u64,
-    /// The closed records already handed to the writer (their release waits for the store).
-    sent: RecordCounts,
-    /// The platform's name: the `platform` label of `proctor_violations_total`.
-    platform: String,
-    /// When the gateway accepted the oldest event not yet covered by a stored verdict
-    /// (wall-clock µs; 0: none). For `proctor_event_latency_seconds{stage="verdict"}`.
-    uncovered_since_us: i64,
-    /// When this session's last verdict was handed to the writer (wall-clock µs; 0: never).
-    last_verdict_us: i64,
-}
 
 /// Where a worker's events come from.
 #[derive(Debug)]
@@ -91,14 +66,15 @@ pub struct Worker {
     app: Arc<App>,
     partition: usize,
     partitions: usize,
-    /// Boxed: a table slot is then a key and a pointer, not ~900 B held at every free slot.
-    live: HashMap<String, Box<Live>>,
+    /// The live sessions, and which are due a verdict: a session's stored verdict is behind
+    /// its fold, and its next one is due by `verdict_due`. One verdict covers every event
+    /// folded by then, so a session is written about once per `VERDICT_LAG_US`, not once per
+    /// batch.
+    live: LiveTable,
     /// One shared copy of each profile the live sessions use.
     profiles: HashMap<String, Arc<Profile>>,
-    /// Sessions whose stored verdict is behind their fold, ordered by when their next verdict
-    /// is due (`verdict_due`). One verdict covers every event folded by then, so a session is
-    /// written about once per `VERDICT_LAG_US`, not once per batch.
-    dirty: DueSet,
+    /// One copy of each platform name the live sessions use.
+    platforms: HashSet<Arc<str>>,
     rng: StdRng,
     /// Batches folded but not yet stored, oldest first.
     in_flight: VecDeque<InFlight>,
@@ -115,7 +91,7 @@ pub struct Worker {
     /// only before it, so a worker paused past its lease does not act as the owner on waking.
     lease_until_us: Option<Arc<AtomicI64>>,
     /// The next `Live::epoch`.
-    next_epoch: u64,
+    next_epoch: u32,
 }
 
 /// Events folded ahead of the store at most; past this the worker waits for the writer.
@@ -144,9 +120,9 @@ impl Worker {
             app,
             partition,
             partitions,
-            live: HashMap::new(),
+            live: LiveTable::default(),
             profiles: HashMap::new(),
-            dirty: DueSet::default(),
+            platforms: HashSet::new(),
             rng: StdRng::from_os_rng(),
             in_flight: VecDeque::new(),
             in_flight_events: 0,
@@ -234,7 +210,6 @@ impl Worker {
                         tracing::info!(partition = self.partition, "Took ownership of a partition.");
                         self.settle().await;
                         self.live.clear();
-                        self.dirty.clear();
                         self.adopt_open_sessions().await;
                     }
                     Some(Read::Lost) => {
@@ -245,7 +220,7 @@ impl Worker {
                         // in the log with no verdict reflecting it. The fence keeps this safe
                         // against the new owner; a stale fold is re-folded and tried again.
                         for _ in 0..3 {
-                            if self.dirty.is_empty() {
+                            if !self.live.any_due() {
                                 break;
                             }
                             let now = self.app.now();
@@ -253,12 +228,11 @@ impl Worker {
                             self.settle().await;
                         }
                         self.live.clear();
-                        self.dirty.clear();
                     }
                     None => break,
                 },
                 _ = tick.tick(), if !stopping => self.on_tick().await,
-                _ = verdict_check.tick(), if !self.dirty.is_empty() => {
+                _ = verdict_check.tick(), if self.live.any_due() => {
                     let now = self.app.now();
                     self.flush(false, now);
                 }
@@ -296,7 +270,7 @@ impl Worker {
         // one; its events are applied on top (duplicates are ignored by the fold).
         let mut unknown: Vec<String> = Vec::new();
         for d in &batch {
-            if !self.live.contains_key(&d.session_id) && !unknown.contains(&d.session_id) {
+            if !self.live.contains(&d.session_id) && !unknown.contains(&d.session_id) {
                 unknown.push(d.session_id.clone());
             }
         }
@@ -327,7 +301,7 @@ impl Worker {
         let now_us = wall_us();
         for sid in &touched {
             let due = self.verdict_due(sid, now_us);
-            self.dirty.mark(sid, due);
+            self.live.mark(sid, due);
         }
         m.fold_duration
             .with_label_values(&["apply"])
@@ -365,7 +339,7 @@ impl Worker {
                         tracing::warn!(session = %sid, error = %e, "Failed to re-fold a session.");
                     }
                     let due = self.verdict_due(sid, wall_us());
-                    self.dirty.mark(sid, due);
+                    self.live.mark(sid, due);
                 }
                 let now = self.app.now();
                 let mut appended = BTreeSet::new();
@@ -402,7 +376,7 @@ impl Worker {
                         if let Err(e) = self.refold(&sid).await {
                             tracing::warn!(session = %sid, error = %e, "Failed to re-fold a session.");
                         }
-                        self.dirty.mark(&sid, due);
+                        self.live.mark(&sid, due);
                     }
                 }
                 self.push_effects(stored).await;
@@ -416,7 +390,7 @@ impl Worker {
 
     async fn on_tick(&mut self) {
         let now = self.app.now();
-        let ids: Vec<String> = self.live.keys().cloned().collect();
+        let ids = self.live.ids();
         let mut touched = BTreeSet::new();
         for sid in ids {
             if self.run_timers(&sid, now).await {
@@ -432,7 +406,7 @@ impl Worker {
         let now_us = wall_us();
         for sid in touched {
             let due = self.verdict_due(&sid, now_us);
-            self.dirty.mark(&sid, due);
+            self.live.mark(&sid, due);
         }
     }
 
@@ -460,7 +434,7 @@ impl Worker {
     /// that falls behind thus gets fewer, larger verdict writes rather than a verdict per
     /// session per check, so the verdict load cannot feed on its own backlog.
     fn flush(&mut self, all: bool, now: Millis) {
-        if self.dirty.is_empty() || (!all && self.verdicts_in_flight > 0) {
+        if !self.live.any_due() || (!all && self.verdicts_in_flight > 0) {
             return;
         }
         let now_us = wall_us();
@@ -468,7 +442,7 @@ impl Worker {
         // follows its batch's store: its verdict waits for that (the fence compares only the
         // highest sequence numbers, which such an event does not raise).
         let in_flight = &self.in_flight;
-        let due = self.dirty.take_due(now_us, all, |sid| {
+        let due = self.live.take_due(now_us, all, |sid| {
             in_flight.iter().any(|f| f.out_of_order.contains(sid))
         });
         let t = std::time::Instant::now();
@@ -596,7 +570,7 @@ impl Worker {
             .with_label_values(&[crate::metrics::kind_label(kind)])
             .inc();
         if let Some(live) = self.live.get_mut(sid) {
-            let Live { plan, fold, .. } = &mut **live;
+            let Live { plan, fold, .. } = live;
             let rng = &mut self.rng;
             plan.after_issue(kind, fold, &mut || rng.random::<u64>());
         }
@@ -706,7 +680,7 @@ impl Worker {
             for (rule, f) in fresh {
                 crate::metrics::metrics()
                     .violations
-                    .with_label_values(&[rule.code(), live.platform.as_str()])
+                    .with_label_values(&[rule.code(), &*live.platform])
                     .inc();
                 out.push((
                     sid.clone(),
@@ -740,7 +714,7 @@ impl Worker {
             self.app.hub.forget(&sid);
             // A session whose fold changed after this verdict was computed (a re-fold)
             // stays live until its next verdict is stored.
-            if !self.dirty.contains(&sid) {
+            if !self.live.is_due(&sid) {
                 self.live.remove(&sid);
             }
         }

@@ -33,7 +33,7 @@ pub(super) struct Due {
     /// The fold's closed counts at hand-over: what it may release once this is stored.
     pub(super) upto: RecordCounts,
     /// `Live::epoch` of the fold it came from.
-    pub(super) epoch: u64,
+    pub(super) epoch: u32,
 }
 
 /// What the writer finished, in the order the jobs were queued.
