@@ -1,0 +1,123 @@
+//! Migrations that rebuild a table keep what it held. SQLite only (the embedded store, on
+//! every pass): migration 0009 rebuilds the event log without its foreign key, since SQLite
+//! cannot drop a constraint. A store made by the migrations before it, with events already
+//! in the log, is opened by the service (which applies 0009): every event reads back the same,
+//! and the key still refuses a duplicate.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+
+use proctor::adapters::store::Store;
+use proctor::domain::{Event, EventBody, Millis, Origin};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+/// How many foreign keys the `events` table declares.
+async fn event_foreign_keys(pool: &sqlx::SqlitePool) -> usize {
+    sqlx::query("SELECT * FROM pragma_foreign_key_list('events')")
+        .fetch_all(pool)
+        .await
+        .expect("list the foreign keys")
+        .len()
+}
+
+fn event(origin: Origin, seq: u64, at: i64) -> Event {
+    Event {
+        origin,
+        seq,
+        at: Millis(at),
+        body: EventBody::Signal {
+            name: "migration".into(),
+            detail: format!("{origin:?} {seq} 课时"),
+        },
+    }
+}
+
+#[tokio::test]
+async fn the_event_log_rebuilt_without_its_foreign_key_keeps_every_event() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}/proctor.db?mode=rwc", dir.path().display());
+    // The store as the migrations before 0009 left it. The session rows the foreign key
+    // points at are beside the point here: the check is off for the set-up only.
+    let opts = SqliteConnectOptions::from_str(&url)
+        .expect("a SQLite URL")
+        .foreign_keys(false);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts)
+        .await
+        .expect("open SQLite");
+    let mut before = sqlx::migrate!("../server/migrations/sqlite");
+    let earlier: Vec<_> = before
+        .migrations
+        .iter()
+        .filter(|m| m.version < 9)
+        .cloned()
+        .collect();
+    assert!(
+        earlier.len() < before.migrations.len(),
+        "migration 0009 exists"
+    );
+    before.migrations = Cow::Owned(earlier);
+    before.run(&pool).await.expect("the migrations before 0009");
+    assert_eq!(
+        event_foreign_keys(&pool).await,
+        1,
+        "the log starts with its foreign key"
+    );
+    let log: Vec<(&str, Event)> = vec![
+        ("s1", event(Origin::Client, 1, 1_000)),
+        ("s1", event(Origin::Server, 1, 1_500)),
+        ("s1", event(Origin::Client, 2, 2_000)),
+        ("s2", event(Origin::Client, 1, 1_200)),
+    ];
+    for (sid, e) in &log {
+        let origin = match e.origin {
+            Origin::Client => "client",
+            Origin::Server => "server",
+        };
+        sqlx::query(
+            "INSERT INTO events (session_id, origin, seq, at, body_json) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(*sid)
+        .bind(origin)
+        .bind(i64::try_from(e.seq).expect("small"))
+        .bind(e.at.0)
+        .bind(serde_json::to_string(&e.body).expect("a body serialises"))
+        .execute(&pool)
+        .await
+        .expect("an event row as stored before 0009");
+    }
+    pool.close().await;
+
+    let store = Store::connect(&url)
+        .await
+        .expect("the service applies 0009");
+    let want = |sid: &str| -> Vec<Event> {
+        let mut v: Vec<Event> = log
+            .iter()
+            .filter(|(s, _)| *s == sid)
+            .map(|(_, e)| e.clone())
+            .collect();
+        v.sort_by_key(|e| e.at);
+        v
+    };
+    assert_eq!(store.events("s1").await.expect("read s1"), want("s1"));
+    assert_eq!(store.events("s2").await.expect("read s2"), want("s2"));
+    // The key survived the rebuild: an event stored again is not a second row.
+    store
+        .append_events(&[("s1".to_owned(), event(Origin::Client, 2, 2_000))])
+        .await
+        .expect("a stored event appended again is skipped");
+    assert_eq!(store.events("s1").await.expect("read s1"), want("s1"));
+
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .expect("open SQLite again");
+    assert_eq!(
+        event_foreign_keys(&pool).await,
+        0,
+        "0009 drops the foreign key"
+    );
+}
