@@ -217,9 +217,20 @@ impl TestApp {
 
     /// A learner enrolled in a fresh class on the demo course; returns the enrolment id.
     pub async fn enrol(&self, token: &str, face_consent: bool) -> String {
+        let class = self.new_class(token).await;
+        self.enrol_in(token, &class, face_consent).await
+    }
+
+    /// A fresh class on the demo course; returns its id.
+    pub async fn new_class(&self, token: &str) -> String {
         let class = post_json(&self.http, &self.url("/api/v1/classes"), token,
             json!({"name": "e2e", "course_id": self.creds.course_id, "planned_total_hours": 30, "planned_online_hours": 10})).await;
         assert_eq!(class.0, 201, "{}", class.1);
+        class.1["id"].as_str().expect("class id").to_owned()
+    }
+
+    /// A new learner enrolled in `class`; returns the enrolment id.
+    pub async fn enrol_in(&self, token: &str, class: &str, face_consent: bool) -> String {
         let n = rand_digits();
         let learner = post_json(&self.http, &self.url("/api/v1/learners"), token,
             json!({"external_ref": format!("e2e-{n}"), "real_name": "测试", "id_number": format!("{n}X"), "face_consent": face_consent})).await;
@@ -243,7 +254,7 @@ impl TestApp {
             &self.http,
             &self.url("/api/v1/enrolments"),
             token,
-            json!({"class_id": class.1["id"], "learner_id": learner.1["id"]}),
+            json!({"class_id": class, "learner_id": learner.1["id"]}),
         )
         .await;
         assert_eq!(e.0, 201, "{}", e.1);

@@ -33,14 +33,21 @@ fn last_seq(log: &[Event], origin: Origin) -> u64 {
         .unwrap_or(0)
 }
 
-/// Starts two learners' sessions and waits until the worker stored their first verdicts (on
-/// Redis, once it owns the partitions). Nothing reaches these sessions through the bus
-/// afterwards, so the worker leaves them alone while a test writes to the store directly.
+/// Starts the sessions of two learners of one class and waits until the worker stored their
+/// first verdicts (on Redis, once it owns the partitions). Nothing reaches these sessions
+/// through the bus afterwards, so the worker leaves them alone while a test writes to the
+/// store directly.
 async fn two_sessions_with_first_verdicts(t: &proctor_e2e::TestApp) -> (String, String) {
     let token = t.token().await;
-    let started = proctor_e2e::start_learners(t, &token, 2).await;
-    let id = |s: &serde_json::Value| s["session_id"].as_str().expect("session id").to_owned();
-    let (a, b) = (id(&started[0]), id(&started[1]));
+    let class = t.new_class(&token).await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let enrolment = t.enrol_in(&token, &class, false).await;
+        let (status, s) = t.start(&token, &enrolment, 0).await;
+        assert_eq!(status, 201, "{s}");
+        ids.push(s["session_id"].as_str().expect("session id").to_owned());
+    }
+    let (a, b) = (ids[0].clone(), ids[1].clone());
     let store = &t.app.store;
     for i in 0.. {
         let a_done = store.verdict_json(&a).await.expect("read").is_some();
@@ -185,82 +192,114 @@ fn padded(seq: u64) -> Event {
 }
 
 /// A fold that released its closed records: the verdict row is a head, the records are stored
-/// beside it, and reading the verdict (the API's, `replay`'s and the workbench's path) puts
-/// them back: the same bytes as a fold that released nothing. A head whose records are
-/// missing is reported as corrupt, never read as a shorter verdict.
+/// beside it, and reading the verdict (the API's, `replay`'s and the workbench's path, where a
+/// class's list reads the records of all its verdicts at once) puts them back: the same bytes
+/// as a fold that released nothing. A head whose records are missing is reported as corrupt,
+/// never read as a shorter verdict.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn released_records_are_stored_beside_the_verdict_and_put_back() {
     let mut t = proctor_e2e::spawn_app(1.0).await;
     let (a, b) = two_sessions_with_first_verdicts(&t).await;
     let store = &t.app.store;
     // Signals are closed records as soon as they are folded.
-    for sid in [&a, &b] {
-        let rows: Vec<(String, Event)> =
-            (0..12).map(|i| (sid.clone(), signal(30_000 + i))).collect();
+    let add_signals = |sid: String, from: u64| async move {
+        let rows: Vec<(String, Event)> = (from..from + 12)
+            .map(|i| (sid.clone(), signal(i)))
+            .collect();
         store.append_events(&rows).await.expect("signals");
-    }
-    let fold_of = |sid: String| {
+    };
+    // Folds the stored log, releases what it closed and stores the head with `keep` of the
+    // closed records; returns the verdict as a fold that released nothing shows it.
+    let save_head = |sid: String, keep: bool| {
         let t = &t;
         async move {
             let (rec, ctx) = t.app.session_with_context(&sid).await.expect("session");
             let profile = Profile::find(&rec.profile).expect("profile");
             let log = t.stored_events(&sid).await;
-            let seqs = (
+            let (cseq, sseq) = (
                 last_seq(&log, Origin::Client),
                 last_seq(&log, Origin::Server),
             );
-            (SessionFold::refold(profile, ctx, log), seqs)
+            let mut fold = SessionFold::refold(profile, ctx, log);
+            let whole = serde_json::to_string(&fold.verdict()).expect("json");
+            let records = fold.closed_records(&RecordCounts::default());
+            let upto = fold.closed();
+            fold.release(&upto);
+            assert!(
+                fold.released().signals >= 12,
+                "the signals were released: {:?}",
+                fold.released()
+            );
+            let head = fold.verdict();
+            assert!(head.signals.is_empty(), "a head lists no released signal");
+            let stale = t
+                .app
+                .store
+                .save_verdicts_fenced(
+                    &[VerdictWrite {
+                        verdict: &head,
+                        client_seq: cseq,
+                        server_seq: sseq,
+                        released: &fold.released(),
+                        records: if keep { &records } else { &[] },
+                    }],
+                    Millis(3_000_000),
+                )
+                .await
+                .expect("save the head");
+            assert!(stale.is_empty(), "the fence holds");
+            whole
         }
     };
-    for (sid, keep_records) in [(&a, true), (&b, false)] {
-        let (mut fold, (cseq, sseq)) = fold_of(sid.clone()).await;
-        let whole = serde_json::to_string(&fold.verdict()).expect("json");
-        let records = fold.closed_records(&RecordCounts::default());
-        let upto = fold.closed();
-        fold.release(&upto);
-        assert!(
-            fold.released().signals >= 12,
-            "the signals were released: {:?}",
-            fold.released()
-        );
-        let head = fold.verdict();
-        assert!(head.signals.is_empty(), "a head lists no released signal");
-        let stale = store
-            .save_verdicts_fenced(
-                &[VerdictWrite {
-                    verdict: &head,
-                    client_seq: cseq,
-                    server_seq: sseq,
-                    released: &fold.released(),
-                    records: if keep_records { &records } else { &[] },
-                }],
-                Millis(3_000_000),
-            )
+    let mut wholes = Vec::new();
+    for sid in [&a, &b] {
+        add_signals(sid.clone(), 30_000).await;
+        let whole = save_head(sid.clone(), true).await;
+        let read = store
+            .verdict_json(sid)
             .await
-            .expect("save the head");
-        assert!(stale.is_empty(), "the fence holds");
-        if keep_records {
-            let read = store
-                .verdict_json(sid)
-                .await
-                .expect("read")
-                .expect("stored");
-            assert_eq!(
-                read, whole,
-                "head + records = the whole verdict, byte for byte"
-            );
-            let report = t.app.replay(sid).await.expect("replay");
-            assert!(report.matches, "replay agrees with the restored verdict");
-        } else {
-            let err = store
-                .verdict_json(sid)
-                .await
-                .expect_err("a head without its records is corrupt");
-            assert!(
-                err.to_string().contains("missing"),
-                "the error names what is missing: {err}"
-            );
-        }
+            .expect("read")
+            .expect("stored");
+        assert_eq!(
+            read, whole,
+            "head + records = the whole verdict, byte for byte"
+        );
+        let report = t.app.replay(sid).await.expect("replay");
+        assert!(report.matches, "replay agrees with the restored verdict");
+        let row = store
+            .review_session(sid, "%")
+            .await
+            .expect("review row")
+            .expect("listed");
+        assert_eq!(row.verdict_json.as_deref(), Some(whole.as_str()));
+        wholes.push((sid.clone(), row.class_id, whole));
     }
+    // The workbench's list of the class: both verdicts, each with its own records.
+    let class = &wholes[0].1;
+    let rows = store
+        .review_sessions_of_class(class, "%")
+        .await
+        .expect("the class's rows");
+    assert_eq!(rows.len(), 2, "both sessions are in the class");
+    for (sid, _, whole) in &wholes {
+        let row = rows.iter().find(|r| &r.id == sid).expect("listed");
+        assert_eq!(row.verdict_json.as_deref(), Some(whole.as_str()), "{sid}");
+    }
+    // More records released, stored without them: the head is corrupt, alone or in a list.
+    add_signals(b.clone(), 40_000).await;
+    save_head(b.clone(), false).await;
+    let err = store
+        .verdict_json(&b)
+        .await
+        .expect_err("a head without its records is corrupt");
+    assert!(
+        err.to_string().contains("missing"),
+        "the error names what is missing: {err}"
+    );
+    let err = store
+        .review_sessions_of_class(class, "%")
+        .await
+        .expect_err("a list holding that head fails too");
+    assert!(err.to_string().contains("missing"), "{err}");
     t.stop().await;
 }

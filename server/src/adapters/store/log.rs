@@ -281,30 +281,72 @@ impl Store {
         head: String,
         released: Option<&str>,
     ) -> Result<String> {
-        let Some(released) = released else {
+        if released.is_none() {
             return Ok(head);
-        };
-        let released: RecordCounts = serde_json::from_str(released).map_err(corrupt)?;
-        let mut verdict: SessionVerdict = serde_json::from_str(&head).map_err(corrupt)?;
-        let rows =
-            sqlx::query("SELECT list, idx, body_json FROM verdict_records WHERE session_id = $1")
-                .bind(session_id)
-                .fetch_all(&self.pool)
-                .await?;
-        let mut records = Vec::with_capacity(rows.len());
-        for r in rows {
-            let list: String = r.try_get("list")?;
-            let idx = u32::try_from(r.try_get::<i64, _>("idx")?).map_err(corrupt)?;
-            let json: String = r.try_get("body_json")?;
-            let list = RecordList::from_key(&list)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown record list {list}")))?;
-            records.push((idx, record_from(list, &json)?));
         }
-        verdict
-            .restore(&released, records)
-            .map_err(|e| StoreError::Corrupt(format!("verdict of {session_id}: {e}")))?;
-        serde_json::to_string(&verdict).map_err(corrupt)
+        let records = self
+            .released_records_of(&[session_id])
+            .await?
+            .remove(session_id)
+            .unwrap_or_default();
+        restore_with(session_id, head, released, records)
     }
+
+    /// The released records of several sessions, by session id: one query per chunk of ids
+    /// (`batch::CHUNKS`), so a list of verdicts is made whole in a few queries, not one per
+    /// verdict.
+    pub(super) async fn released_records_of(&self, ids: &[&str]) -> Result<ReleasedRecords> {
+        let mut out = ReleasedRecords::new();
+        let mut rest = ids;
+        for n in batch::chunks(ids.len()) {
+            let (chunk, tail) = rest.split_at(n);
+            rest = tail;
+            let sql = batch::statement(self.backend(), "released_records_of", n, |n, p| {
+                format!(
+                    "SELECT session_id, list, idx, body_json FROM verdict_records \
+                     WHERE session_id IN ({})",
+                    batch::placeholders(p, n, 1)
+                )
+            });
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                let list: String = r.try_get("list")?;
+                let idx = u32::try_from(r.try_get::<i64, _>("idx")?).map_err(corrupt)?;
+                let json: String = r.try_get("body_json")?;
+                let list = RecordList::from_key(&list)
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown record list {list}")))?;
+                out.entry(r.try_get("session_id")?)
+                    .or_default()
+                    .push((idx, record_from(list, &json)?));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Released records by session id: `(absolute index, record)`, in no particular order.
+pub(super) type ReleasedRecords = std::collections::HashMap<String, Vec<(u32, Record)>>;
+
+/// A verdict row's JSON made whole with its session's released records (`released_json` and
+/// the rows read for it): unchanged when nothing was released.
+pub(super) fn restore_with(
+    session_id: &str,
+    head: String,
+    released: Option<&str>,
+    records: Vec<(u32, Record)>,
+) -> Result<String> {
+    let Some(released) = released else {
+        return Ok(head);
+    };
+    let released: RecordCounts = serde_json::from_str(released).map_err(corrupt)?;
+    let mut verdict: SessionVerdict = serde_json::from_str(&head).map_err(corrupt)?;
+    verdict
+        .restore(&released, records)
+        .map_err(|e| StoreError::Corrupt(format!("verdict of {session_id}: {e}")))?;
+    serde_json::to_string(&verdict).map_err(corrupt)
 }
 
 /// A verdict to store with the fence it was computed at, and the records its fold hands off.

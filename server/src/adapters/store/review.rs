@@ -8,7 +8,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Result, Store};
+use super::{Result, Store, log};
 use crate::domain::Millis;
 
 /// A reviewer account as stored.
@@ -348,21 +348,30 @@ impl Store {
         self.review_sessions_from(&rows).await
     }
 
-    /// Review rows with their verdicts made whole (the records a worker released put back).
+    /// Review rows with their verdicts made whole (the records a worker released put back,
+    /// read for all the rows at once).
     async fn review_sessions_from(&self, rows: &[AnyRow]) -> Result<Vec<ReviewSessionRow>> {
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            let mut row = review_session_from(r)?;
             let released: Option<String> = r.try_get("released_json")?;
-            if let Some(head) = row.verdict_json.take() {
-                row.verdict_json = Some(
-                    self.restore_verdict(&row.id, head, released.as_deref())
-                        .await?,
-                );
-            }
-            out.push(row);
+            out.push((review_session_from(r)?, released));
         }
-        Ok(out)
+        let ids: Vec<&str> = out
+            .iter()
+            .filter(|(row, released)| row.verdict_json.is_some() && released.is_some())
+            .map(|(row, _)| row.id.as_str())
+            .collect();
+        let mut records = self.released_records_of(&ids).await?;
+        out.into_iter()
+            .map(|(mut row, released)| {
+                if let Some(head) = row.verdict_json.take() {
+                    let mine = records.remove(&row.id).unwrap_or_default();
+                    row.verdict_json =
+                        Some(log::restore_with(&row.id, head, released.as_deref(), mine)?);
+                }
+                Ok(row)
+            })
+            .collect()
     }
 
     /// `(enrolment id, learner id, learner name)` of a class, by learner.
