@@ -118,6 +118,11 @@ pub struct Store {
     /// PostgreSQL only: a few native connections for `COPY` (the event log's batched appends;
     /// `sqlx::Any` has no `COPY`). Connected on first use.
     copy: Option<sqlx::PgPool>,
+    /// SQLite only: one connection for the write path (`writes`). SQLite has one writer at a
+    /// time anyway; with the writes spread over the pool, each connection's page cache was
+    /// stale whenever it wrote (another connection had committed since), so every write
+    /// re-read its pages (`pread`) before changing them.
+    writer: Option<AnyPool>,
 }
 
 /// A new session with everything the fold needs.
@@ -143,20 +148,36 @@ impl Store {
         };
         // A store outage answers 503 within seconds instead of holding requests for the
         // default 30 s acquire timeout.
-        let mut opts = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
-            .acquire_timeout(std::time::Duration::from_secs(3));
-        if backend == Backend::Sqlite {
-            opts = opts.after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    for pragma in SQLITE_PRAGMAS {
-                        sqlx::query(pragma).execute(&mut *conn).await?;
-                    }
-                    Ok(())
+        let options = |connections: u32| {
+            let opts = AnyPoolOptions::new()
+                .max_connections(connections)
+                .acquire_timeout(std::time::Duration::from_secs(3));
+            if backend == Backend::Sqlite {
+                opts.after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        for pragma in SQLITE_PRAGMAS {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                        Ok(())
+                    })
                 })
-            });
-        }
-        let pool = opts.connect(url).await.map_err(StoreError::Unavailable)?;
+            } else {
+                opts
+            }
+        };
+        let pool = options(if backend == Backend::Sqlite { 4 } else { 16 })
+            .connect(url)
+            .await
+            .map_err(StoreError::Unavailable)?;
+        let writer = match backend {
+            Backend::Sqlite => Some(
+                options(1)
+                    .connect(url)
+                    .await
+                    .map_err(StoreError::Unavailable)?,
+            ),
+            Backend::Postgres => None,
+        };
         let copy = match backend {
             Backend::Postgres => Some(
                 sqlx::postgres::PgPoolOptions::new()
@@ -171,6 +192,7 @@ impl Store {
             pool,
             backend,
             copy,
+            writer,
         };
         store.migrate().await?;
         Ok(store)
@@ -191,6 +213,12 @@ impl Store {
         self.backend
     }
 
+    /// The pool of the hot write path (the event log, server sequence numbers, verdicts): on
+    /// SQLite its one writer connection, on PostgreSQL the pool.
+    fn writes(&self) -> &AnyPool {
+        self.writer.as_ref().unwrap_or(&self.pool)
+    }
+
     /// A cheap round trip, for `/readyz`.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
@@ -200,6 +228,9 @@ impl Store {
     pub async fn close(&self) {
         if let Some(copy) = &self.copy {
             copy.close().await;
+        }
+        if let Some(writer) = &self.writer {
+            writer.close().await;
         }
         self.pool.close().await;
     }

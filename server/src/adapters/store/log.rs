@@ -16,7 +16,7 @@ impl Store {
             "UPDATE sessions SET server_seq = server_seq + 1 WHERE id = $1 RETURNING server_seq",
         )
         .bind(session_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.writes())
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("no session {session_id}")))?;
         u64::try_from(row.try_get::<i64, _>("server_seq")?).map_err(corrupt)
@@ -70,7 +70,7 @@ impl Store {
     /// stored key fails the whole batch with `StoreError::Conflict` (the transaction rolls
     /// back).
     async fn insert_event_rows(&self, rows: &[EventRow<'_>], duplicates: Duplicates) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writes().begin().await?;
         let mut rest = rows;
         for n in batch::chunks(rows.len()) {
             let (chunk, tail) = rest.split_at(n);
@@ -176,7 +176,7 @@ impl Store {
             ));
         }
         let mut written = std::collections::HashSet::new();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writes().begin().await?;
         let mut rest = rows.as_slice();
         for n in batch::chunks(rows.len()) {
             let (chunk, tail) = rest.split_at(n);

@@ -142,6 +142,7 @@ impl LiveTable {
                 i
             }
             None => {
+                // Slot numbers are `u32` (4 B in the index): a worker holds far fewer sessions.
                 let i = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
                 self.slots.push(Some(live));
                 i
