@@ -34,13 +34,20 @@ pub async fn test_database_url() -> Option<String> {
     if std::env::var("PROCTOR_TEST_STORE").as_deref() != Ok("postgres") {
         return None;
     }
+    Some(fresh_pg_database().await)
+}
+
+/// A fresh, empty PostgreSQL database on `PROCTOR_TEST_PG_URL` (default the local server's
+/// `test` database), for tests of PostgreSQL itself on every pass. Panics when PostgreSQL is
+/// unreachable.
+pub async fn fresh_pg_database() -> String {
     use sqlx::Connection;
     let admin_url = std::env::var("PROCTOR_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let mut conn = sqlx::PgConnection::connect(&admin_url)
         .await
         .unwrap_or_else(|e| {
-            panic!("PROCTOR_TEST_STORE=postgres but PostgreSQL at {admin_url} is unreachable: {e}")
+            panic!("PostgreSQL at {admin_url} is unreachable (PROCTOR_TEST_PG_URL): {e}")
         });
     let name = format!("proctor_e2e_{}", uuid::Uuid::new_v4().simple());
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
@@ -51,7 +58,7 @@ pub async fn test_database_url() -> Option<String> {
         .rsplit_once('/')
         .map(|(b, _)| b.to_owned())
         .unwrap_or(admin_url);
-    Some(format!("{base}/{name}"))
+    format!("{base}/{name}")
 }
 
 /// The bus the end-to-end suite runs on: `PROCTOR_TEST_BUS=redis` for Redis Streams on

@@ -1,14 +1,17 @@
-//! Migrations that rebuild a table keep what it held. SQLite only (the embedded store, on
-//! every pass): migration 0009 rebuilds the event log without its foreign key, since SQLite
-//! cannot drop a constraint. A store made by the migrations before it, with events already
-//! in the log, is opened by the service (which applies 0009): every event reads back the same,
-//! and the key still refuses a duplicate.
+//! Migrations that rewrite a table keep what it held. A store made by the migrations before
+//! one, with events already in the log, is opened by the service (which applies the rest):
+//! every event reads back the same, and the key still refuses a duplicate.
+//! - SQLite (the embedded store): 0009 rebuilds the event log without its foreign key, since
+//!   SQLite cannot drop a constraint.
+//! - PostgreSQL (on every pass, in a fresh database): 0010 keys the log by the session id as
+//!   a `uuid` instead of text.
 
 use std::borrow::Cow;
 use std::str::FromStr;
 
 use proctor::adapters::store::Store;
 use proctor::domain::{Event, EventBody, Millis, Origin};
+use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
 /// How many foreign keys the `events` table declares.
@@ -120,4 +123,98 @@ async fn the_event_log_rebuilt_without_its_foreign_key_keeps_every_event() {
         0,
         "0009 drops the foreign key"
     );
+}
+
+#[tokio::test]
+async fn the_postgres_event_log_keyed_by_uuid_keeps_every_event() {
+    let url = proctor_e2e::fresh_pg_database().await;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .expect("open the test database");
+    let mut before = sqlx::migrate!("../server/migrations/postgres");
+    let earlier: Vec<_> = before
+        .migrations
+        .iter()
+        .filter(|m| m.version < 10)
+        .cloned()
+        .collect();
+    assert!(
+        earlier.len() < before.migrations.len(),
+        "migration 0010 exists"
+    );
+    before.migrations = Cow::Owned(earlier);
+    before.run(&pool).await.expect("the migrations before 0010");
+    let key_type = |pool: sqlx::PgPool| async move {
+        sqlx::query_scalar::<_, String>(
+            "SELECT data_type FROM information_schema.columns \
+             WHERE table_name = 'events' AND column_name = 'session_id'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("the key's type")
+    };
+    assert_eq!(key_type(pool.clone()).await, "text");
+    let (a, b) = (
+        uuid::Uuid::now_v7().to_string(),
+        uuid::Uuid::new_v4().to_string(),
+    );
+    let log: Vec<(&str, Event)> = vec![
+        (&a, event(Origin::Client, 1, 1_000)),
+        (&a, event(Origin::Server, 1, 1_500)),
+        (&a, event(Origin::Client, 2, 2_000)),
+        (&b, event(Origin::Client, 1, 1_200)),
+    ];
+    for (sid, e) in &log {
+        let origin = match e.origin {
+            Origin::Client => "client",
+            Origin::Server => "server",
+        };
+        sqlx::query(
+            "INSERT INTO events (session_id, origin, seq, at, body_json) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(*sid)
+        .bind(origin)
+        .bind(i64::try_from(e.seq).expect("small"))
+        .bind(e.at.0)
+        .bind(serde_json::to_string(&e.body).expect("a body serialises"))
+        .execute(&pool)
+        .await
+        .expect("an event row as stored before 0010");
+    }
+
+    let store = Store::connect(&url)
+        .await
+        .expect("the service applies 0010");
+    assert_eq!(key_type(pool.clone()).await, "uuid");
+    let want = |sid: &str| -> Vec<Event> {
+        let mut v: Vec<Event> = log
+            .iter()
+            .filter(|(s, _)| *s == sid)
+            .map(|(_, e)| e.clone())
+            .collect();
+        v.sort_by_key(|e| e.at);
+        v
+    };
+    assert_eq!(store.events(&a).await.expect("read a"), want(&a));
+    assert_eq!(store.events(&b).await.expect("read b"), want(&b));
+    assert_eq!(store.last_client_seq(&a).await.expect("a's last seq"), 2);
+    // The key survived the change: an event stored again is not a second row, a new one is.
+    let third = event(Origin::Client, 3, 3_000);
+    store
+        .append_events(&[
+            (a.clone(), event(Origin::Client, 2, 2_000)),
+            (a.clone(), third.clone()),
+        ])
+        .await
+        .expect("a stored event appended again is skipped");
+    let mut grown = want(&a);
+    grown.push(third);
+    assert_eq!(store.events(&a).await.expect("read a"), grown);
+    // An id that is no uuid has no events (a read, not a failed cast).
+    assert!(store.events("s1").await.expect("read s1").is_empty());
+    assert_eq!(store.last_client_seq("s1").await.expect("s1's last seq"), 0);
+    store.close().await;
+    pool.close().await;
 }

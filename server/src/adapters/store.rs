@@ -529,9 +529,18 @@ impl Store {
     // ----- sessions and their logs -----
 
     /// Creates a session with its first event (`SessionStarted`, server seq 1).
+    ///
+    /// A session id is a uuid (`app::new_id`): PostgreSQL's event log keys sessions by it
+    /// (migration 0010), so another id is refused on both stores.
     pub async fn create_session(&self, s: NewSession<'_>) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
         let r = s.record;
+        if uuid::Uuid::try_parse(&r.id).is_err() {
+            return Err(StoreError::Corrupt(format!(
+                "session id {} is not a uuid",
+                r.id
+            )));
+        }
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO sessions (id, enrolment_id, learner_id, lesson_id, platform_id, context_json, profile_id, \
              profile_version, server_seq, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -548,7 +557,7 @@ impl Store {
         .bind(r.created_at.0)
         .execute(&mut *tx)
         .await?;
-        log::insert_event(&mut tx, &r.id, s.started).await?;
+        log::insert_event(&mut tx, self.backend(), &r.id, s.started).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -33,13 +33,21 @@ pub(super) fn chunks(mut n: usize) -> Vec<usize> {
 /// `(…), (…), …`: `rows` groups of `cols` placeholders, row by row: `$1, $2, …` on
 /// PostgreSQL, `?` on SQLite (bound in the same order).
 pub(super) fn placeholders(backend: Backend, rows: usize, cols: usize) -> String {
+    typed_placeholders(backend, rows, &vec![""; cols])
+}
+
+/// As `placeholders`, one column per entry of `casts`, each PostgreSQL placeholder followed
+/// by its column's cast (`"::uuid"`, or `""` for none). SQLite's are never cast: its columns
+/// take any value as it is.
+pub(super) fn typed_placeholders(backend: Backend, rows: usize, casts: &[&str]) -> String {
+    let cols = casts.len();
     let mut s = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         if r > 0 {
             s.push_str(", ");
         }
         s.push('(');
-        for c in 0..cols {
+        for (c, cast) in casts.iter().enumerate() {
             if c > 0 {
                 s.push_str(", ");
             }
@@ -47,6 +55,7 @@ pub(super) fn placeholders(backend: Backend, rows: usize, cols: usize) -> String
                 Backend::Postgres => {
                     s.push('$');
                     s.push_str(&(r * cols + c + 1).to_string());
+                    s.push_str(cast);
                 }
                 Backend::Sqlite => s.push('?'),
             }
@@ -99,6 +108,15 @@ mod tests {
         assert_eq!(placeholders(pg, 1, 1), "($1)");
         assert_eq!(placeholders(pg, 0, 3), "");
         assert_eq!(placeholders(Backend::Sqlite, 2, 2), "(?, ?), (?, ?)");
+        let casts = ["::uuid", "", ""];
+        assert_eq!(
+            typed_placeholders(pg, 2, &casts),
+            "($1::uuid, $2, $3), ($4::uuid, $5, $6)"
+        );
+        assert_eq!(
+            typed_placeholders(Backend::Sqlite, 2, &casts),
+            "(?, ?, ?), (?, ?, ?)"
+        );
     }
 
     #[test]

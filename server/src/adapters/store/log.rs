@@ -6,10 +6,27 @@ use std::io::Write as _;
 
 use sqlx::Row;
 
-use super::{Result, Store, StoreError, batch, corrupt};
+use super::{Backend, Result, Store, StoreError, batch, corrupt};
 use crate::domain::{Event, Millis, Origin, Record, RecordCounts, RecordList, SessionVerdict};
 
+/// What follows a session id parameter where it meets the event log's key: PostgreSQL keys
+/// the log by the id as a 16-byte `uuid` (migration 0010: a third smaller key than its text,
+/// compared as bytes), SQLite by its text.
+pub(super) fn log_id(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => "::uuid",
+        Backend::Sqlite => "",
+    }
+}
+
 impl Store {
+    /// Whether `session_id` can have events in the log. Every session id is a uuid
+    /// (`create_session`); PostgreSQL's log can hold nothing else, and asked for another
+    /// string it would fail the cast, so such a read answers "none" on both stores.
+    pub(super) fn may_have_events(&self, session_id: &str) -> bool {
+        self.backend() == Backend::Sqlite || uuid::Uuid::try_parse(session_id).is_ok()
+    }
+
     /// Reserves the next server sequence number of a session (atomic across processes).
     pub(super) async fn next_server_seq_q(&self, session_id: &str) -> Result<u64> {
         let row = sqlx::query(
@@ -75,25 +92,7 @@ impl Store {
         for n in batch::chunks(rows.len()) {
             let (chunk, tail) = rest.split_at(n);
             rest = tail;
-            let sql = match duplicates {
-                Duplicates::Refuse => {
-                    batch::statement(self.backend(), "append_events", n, |n, p| {
-                        format!(
-                            "INSERT INTO events (session_id, origin, seq, at, body_json) VALUES {}",
-                            batch::placeholders(p, n, 5)
-                        )
-                    })
-                }
-                Duplicates::Ignore => {
-                    batch::statement(self.backend(), "append_events_ignoring", n, |n, p| {
-                        format!(
-                            "INSERT INTO events (session_id, origin, seq, at, body_json) VALUES {} \
-                             ON CONFLICT (session_id, origin, seq) DO NOTHING",
-                            batch::placeholders(p, n, 5)
-                        )
-                    })
-                }
-            };
+            let sql = append_statement(self.backend(), n, duplicates);
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (sid, origin, seq, at, body) in chunk {
                 q = q
@@ -111,7 +110,17 @@ impl Store {
 
     /// A session's log in canonical order.
     pub(super) async fn events_q(&self, session_id: &str) -> Result<Vec<Event>> {
-        sqlx::query("SELECT origin, seq, at, body_json FROM events WHERE session_id = $1 ORDER BY at, origin DESC, seq")
+        if !self.may_have_events(session_id) {
+            return Ok(Vec::new());
+        }
+        let sql = batch::statement(self.backend(), "events_of", 1, |_, p| {
+            format!(
+                "SELECT origin, seq, at, body_json FROM events WHERE session_id = $1{} \
+                 ORDER BY at, origin DESC, seq",
+                log_id(p)
+            )
+        });
+        sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(session_id)
             .fetch_all(&self.pool)
             .await?
@@ -122,7 +131,8 @@ impl Store {
                     "client" => Origin::Client,
                     other => return Err(StoreError::Corrupt(format!("unknown origin {other}"))),
                 };
-                let body = serde_json::from_str(&r.try_get::<String, _>("body_json")?).map_err(corrupt)?;
+                let body =
+                    serde_json::from_str(&r.try_get::<String, _>("body_json")?).map_err(corrupt)?;
                 Ok(Event {
                     origin,
                     seq: u64::try_from(r.try_get::<i64, _>("seq")?).map_err(corrupt)?,
@@ -135,12 +145,19 @@ impl Store {
 
     /// The highest stored client sequence number of a session (0 when none).
     pub async fn last_client_seq(&self, session_id: &str) -> Result<u64> {
-        let row = sqlx::query(
-            "SELECT MAX(seq) AS m FROM events WHERE session_id = $1 AND origin = 'client'",
-        )
-        .bind(session_id)
-        .fetch_one(&self.pool)
-        .await?;
+        if !self.may_have_events(session_id) {
+            return Ok(0);
+        }
+        let sql = batch::statement(self.backend(), "last_client_seq", 1, |_, p| {
+            format!(
+                "SELECT MAX(seq) AS m FROM events WHERE session_id = $1{} AND origin = 'client'",
+                log_id(p)
+            )
+        });
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(session_id)
+            .fetch_one(&self.pool)
+            .await?;
         let m: Option<i64> = row.try_get("m")?;
         u64::try_from(m.unwrap_or(0)).map_err(corrupt)
     }
@@ -188,14 +205,15 @@ impl Store {
                     "WITH v (session_id, verdict_json, released_json, credited_ms, ended, flagged, updated_at, cseq, sseq) AS (VALUES {}) \
                      INSERT INTO session_verdicts (session_id, verdict_json, released_json, credited_ms, ended, flagged, updated_at) \
                      SELECT v.session_id, v.verdict_json, v.released_json, v.credited_ms, v.ended, v.flagged, v.updated_at FROM v WHERE \
-                     (SELECT COALESCE(MAX(e.seq), 0) FROM events e WHERE e.session_id = v.session_id AND e.origin = 'client') = v.cseq AND \
-                     (SELECT COALESCE(MAX(e.seq), 0) FROM events e WHERE e.session_id = v.session_id AND e.origin = 'server') = v.sseq \
+                     (SELECT COALESCE(MAX(e.seq), 0) FROM events e WHERE e.session_id = v.session_id{id} AND e.origin = 'client') = v.cseq AND \
+                     (SELECT COALESCE(MAX(e.seq), 0) FROM events e WHERE e.session_id = v.session_id{id} AND e.origin = 'server') = v.sseq \
                      ON CONFLICT (session_id) DO UPDATE SET \
                      verdict_json = excluded.verdict_json, released_json = excluded.released_json, \
                      credited_ms = excluded.credited_ms, ended = excluded.ended, \
                      flagged = excluded.flagged, updated_at = excluded.updated_at \
                      RETURNING session_id",
-                    batch::placeholders(p, n, 9)
+                    batch::placeholders(p, n, 9),
+                    id = log_id(p)
                 )
             });
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -390,20 +408,19 @@ fn record_from(list: RecordList, json: &str) -> Result<Record> {
 
 pub(super) async fn insert_event(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
     session_id: &str,
     e: &Event,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO events (session_id, origin, seq, at, body_json) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (session_id, origin, seq) DO NOTHING",
-    )
-    .bind(session_id)
-    .bind(origin_str(e.origin))
-    .bind(i64::try_from(e.seq).map_err(corrupt)?)
-    .bind(e.at.0)
-    .bind(serde_json::to_string(&e.body).map_err(corrupt)?)
-    .execute(&mut **tx)
-    .await?;
+    let sql = append_statement(backend, 1, Duplicates::Ignore);
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(session_id)
+        .bind(origin_str(e.origin))
+        .bind(i64::try_from(e.seq).map_err(corrupt)?)
+        .bind(e.at.0)
+        .bind(serde_json::to_string(&e.body).map_err(corrupt)?)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -441,6 +458,23 @@ async fn copy_event_rows(pg: &sqlx::PgPool, data: Vec<u8>) -> Result<()> {
     copy.send(data).await?;
     copy.finish().await?;
     Ok(())
+}
+
+/// The multi-row insert of `n` event rows.
+fn append_statement(backend: Backend, n: usize, duplicates: Duplicates) -> std::sync::Arc<str> {
+    let (name, tail) = match duplicates {
+        Duplicates::Refuse => ("append_events", ""),
+        Duplicates::Ignore => (
+            "append_events_ignoring",
+            " ON CONFLICT (session_id, origin, seq) DO NOTHING",
+        ),
+    };
+    batch::statement(backend, name, n, |n, p| {
+        format!(
+            "INSERT INTO events (session_id, origin, seq, at, body_json) VALUES {}{tail}",
+            batch::typed_placeholders(p, n, &[log_id(p), "", "", "", ""])
+        )
+    })
 }
 
 /// What a batch write does with a key already in the log.

@@ -562,11 +562,21 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        let events = sqlx::query("DELETE FROM events WHERE session_id = $1")
-            .bind(session_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let events = if self.may_have_events(session_id) {
+            let sql = super::batch::statement(self.backend(), "purge_events", 1, |_, p| {
+                format!(
+                    "DELETE FROM events WHERE session_id = $1{}",
+                    super::log::log_id(p)
+                )
+            });
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(session_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        } else {
+            0
+        };
         let inserted = sqlx::query(
             "INSERT INTO purged_sessions (session_id, purged_at, snapshots, events) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (session_id) DO NOTHING",
