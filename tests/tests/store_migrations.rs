@@ -35,6 +35,57 @@ fn event(origin: Origin, seq: u64, at: i64) -> Event {
     }
 }
 
+/// An event as a row of the log: origin, seq, at, body.
+fn row(e: &Event) -> (&'static str, i64, i64, String) {
+    let origin = match e.origin {
+        Origin::Client => "client",
+        Origin::Server => "server",
+    };
+    (
+        origin,
+        i64::try_from(e.seq).expect("small"),
+        e.at.0,
+        serde_json::to_string(&e.body).expect("a body serialises"),
+    )
+}
+
+/// Two sessions' logs, interleaved: three events of `a` (both origins), one of `b`.
+fn two_logs<'a>(a: &'a str, b: &'a str) -> Vec<(&'a str, Event)> {
+    vec![
+        (a, event(Origin::Client, 1, 1_000)),
+        (a, event(Origin::Server, 1, 1_500)),
+        (a, event(Origin::Client, 2, 2_000)),
+        (b, event(Origin::Client, 1, 1_200)),
+    ]
+}
+
+/// A session's events of `log`, in the log's order.
+fn expected(log: &[(&str, Event)], sid: &str) -> Vec<Event> {
+    let mut v: Vec<Event> = log
+        .iter()
+        .filter(|(s, _)| *s == sid)
+        .map(|(_, e)| e.clone())
+        .collect();
+    v.sort_by_key(|e| e.at);
+    v
+}
+
+/// The migrations before `version` (which must exist).
+fn migrations_before(mut all: sqlx::migrate::Migrator, version: i64) -> sqlx::migrate::Migrator {
+    let earlier: Vec<_> = all
+        .migrations
+        .iter()
+        .filter(|m| m.version < version)
+        .cloned()
+        .collect();
+    assert!(
+        earlier.len() < all.migrations.len(),
+        "migration {version} exists"
+    );
+    all.migrations = Cow::Owned(earlier);
+    all
+}
+
 #[tokio::test]
 async fn the_event_log_rebuilt_without_its_foreign_key_keeps_every_event() {
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -49,43 +100,26 @@ async fn the_event_log_rebuilt_without_its_foreign_key_keeps_every_event() {
         .connect_with(opts)
         .await
         .expect("open SQLite");
-    let mut before = sqlx::migrate!("../server/migrations/sqlite");
-    let earlier: Vec<_> = before
-        .migrations
-        .iter()
-        .filter(|m| m.version < 9)
-        .cloned()
-        .collect();
-    assert!(
-        earlier.len() < before.migrations.len(),
-        "migration 0009 exists"
-    );
-    before.migrations = Cow::Owned(earlier);
-    before.run(&pool).await.expect("the migrations before 0009");
+    migrations_before(sqlx::migrate!("../server/migrations/sqlite"), 9)
+        .run(&pool)
+        .await
+        .expect("the migrations before 0009");
     assert_eq!(
         event_foreign_keys(&pool).await,
         1,
         "the log starts with its foreign key"
     );
-    let log: Vec<(&str, Event)> = vec![
-        ("s1", event(Origin::Client, 1, 1_000)),
-        ("s1", event(Origin::Server, 1, 1_500)),
-        ("s1", event(Origin::Client, 2, 2_000)),
-        ("s2", event(Origin::Client, 1, 1_200)),
-    ];
+    let log = two_logs("s1", "s2");
     for (sid, e) in &log {
-        let origin = match e.origin {
-            Origin::Client => "client",
-            Origin::Server => "server",
-        };
+        let (origin, seq, at, body) = row(e);
         sqlx::query(
             "INSERT INTO events (session_id, origin, seq, at, body_json) VALUES (?, ?, ?, ?, ?)",
         )
         .bind(*sid)
         .bind(origin)
-        .bind(i64::try_from(e.seq).expect("small"))
-        .bind(e.at.0)
-        .bind(serde_json::to_string(&e.body).expect("a body serialises"))
+        .bind(seq)
+        .bind(at)
+        .bind(body)
         .execute(&pool)
         .await
         .expect("an event row as stored before 0009");
@@ -95,15 +129,7 @@ async fn the_event_log_rebuilt_without_its_foreign_key_keeps_every_event() {
     let store = Store::connect(&url)
         .await
         .expect("the service applies 0009");
-    let want = |sid: &str| -> Vec<Event> {
-        let mut v: Vec<Event> = log
-            .iter()
-            .filter(|(s, _)| *s == sid)
-            .map(|(_, e)| e.clone())
-            .collect();
-        v.sort_by_key(|e| e.at);
-        v
-    };
+    let want = |sid: &str| expected(&log, sid);
     assert_eq!(store.events("s1").await.expect("read s1"), want("s1"));
     assert_eq!(store.events("s2").await.expect("read s2"), want("s2"));
     // The key survived the rebuild: an event stored again is not a second row.
@@ -133,19 +159,10 @@ async fn the_postgres_event_log_keyed_by_uuid_keeps_every_event() {
         .connect(&url)
         .await
         .expect("open the test database");
-    let mut before = sqlx::migrate!("../server/migrations/postgres");
-    let earlier: Vec<_> = before
-        .migrations
-        .iter()
-        .filter(|m| m.version < 10)
-        .cloned()
-        .collect();
-    assert!(
-        earlier.len() < before.migrations.len(),
-        "migration 0010 exists"
-    );
-    before.migrations = Cow::Owned(earlier);
-    before.run(&pool).await.expect("the migrations before 0010");
+    migrations_before(sqlx::migrate!("../server/migrations/postgres"), 10)
+        .run(&pool)
+        .await
+        .expect("the migrations before 0010");
     let key_type = |pool: sqlx::PgPool| async move {
         sqlx::query_scalar::<_, String>(
             "SELECT data_type FROM information_schema.columns \
@@ -160,25 +177,17 @@ async fn the_postgres_event_log_keyed_by_uuid_keeps_every_event() {
         uuid::Uuid::now_v7().to_string(),
         uuid::Uuid::new_v4().to_string(),
     );
-    let log: Vec<(&str, Event)> = vec![
-        (&a, event(Origin::Client, 1, 1_000)),
-        (&a, event(Origin::Server, 1, 1_500)),
-        (&a, event(Origin::Client, 2, 2_000)),
-        (&b, event(Origin::Client, 1, 1_200)),
-    ];
+    let log = two_logs(&a, &b);
     for (sid, e) in &log {
-        let origin = match e.origin {
-            Origin::Client => "client",
-            Origin::Server => "server",
-        };
+        let (origin, seq, at, body) = row(e);
         sqlx::query(
             "INSERT INTO events (session_id, origin, seq, at, body_json) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(*sid)
         .bind(origin)
-        .bind(i64::try_from(e.seq).expect("small"))
-        .bind(e.at.0)
-        .bind(serde_json::to_string(&e.body).expect("a body serialises"))
+        .bind(seq)
+        .bind(at)
+        .bind(body)
         .execute(&pool)
         .await
         .expect("an event row as stored before 0010");
@@ -188,15 +197,7 @@ async fn the_postgres_event_log_keyed_by_uuid_keeps_every_event() {
         .await
         .expect("the service applies 0010");
     assert_eq!(key_type(pool.clone()).await, "uuid");
-    let want = |sid: &str| -> Vec<Event> {
-        let mut v: Vec<Event> = log
-            .iter()
-            .filter(|(s, _)| *s == sid)
-            .map(|(_, e)| e.clone())
-            .collect();
-        v.sort_by_key(|e| e.at);
-        v
-    };
+    let want = |sid: &str| expected(&log, sid);
     assert_eq!(store.events(&a).await.expect("read a"), want(&a));
     assert_eq!(store.events(&b).await.expect("read b"), want(&b));
     assert_eq!(store.last_client_seq(&a).await.expect("a's last seq"), 2);
