@@ -9,7 +9,7 @@ async fn every_simulated_scenario_gets_the_expected_verdict() {
     // Lesson time runs 30× faster than the wall clock. R1 lets playback run ahead of the
     // server's clock since its anchor by 0.5–2 s of lesson time, and a stall when the anchor
     // is stamped counts against that: 8–33 ms of wall time at 60×, where an honest learner was
-    // flagged on a shared 2-core machine (2 runs of 5 failed); 17–67 ms at 30×.
+    // flagged on a shared 2-core machine (2 runs of 4 failed); 17–67 ms at 30×.
     let mut t = spawn_app(30.0).await;
     let outcomes = run_scenarios(&t.base, &t.creds, &SCENARIOS)
         .await
