@@ -65,6 +65,11 @@ impl Store {
                 serde_json::to_string(&e.body).map_err(corrupt)?,
             ));
         }
+        // In key order, each session's rows of the batch go into the index one after the
+        // other, into the leaf page the previous row just touched (BENCHMARKS.md). A text
+        // uuid sorts as its bytes do, so the order is the key's on both stores. Stable: of two
+        // rows with one key, the first in the batch is still the one stored.
+        rows.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
         // SQLite probes a new row's key before inserting it either way, so it skips
         // duplicates from the start.
         // The size decides before any `COPY` data is built (escaping only adds to it).
