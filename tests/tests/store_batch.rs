@@ -2,7 +2,8 @@
 //! one batch of events is cut into multi-row statements (256 + 32 + 4 + 1 rows) and must store
 //! every event exactly once, whatever the chunk boundaries, duplicates inside the batch and
 //! rows stored by an earlier batch; a batch of fenced verdicts writes exactly the verdicts whose
-//! sequence numbers are still the log's highest and names the others as stale. On PostgreSQL
+//! sequence numbers are still the log's highest (client and server) and names the others as
+//! stale. On PostgreSQL
 //! the batch is first one `COPY`, which a stored key fails; it is then written again as
 //! inserts that skip stored keys.
 
@@ -152,6 +153,48 @@ async fn batched_events_are_stored_once_and_verdicts_fenced_per_row() {
         987_654_321,
         "b's is written"
     );
+    // The server side of the fence: a server event stored above b's fence (a challenge
+    // another worker issued, say) makes the same fence stale, and the row is kept.
+    let server_seq = last_seq(&log_b, Origin::Server);
+    let issued = Event {
+        origin: Origin::Server,
+        ..signal(server_seq + 1)
+    };
+    store
+        .append_events(&[(b.clone(), issued)])
+        .await
+        .expect("a server event");
+    let mut vb2 = vb.clone();
+    vb2.credited_ms = 123_456_789;
+    let behind = VerdictWrite {
+        verdict: &vb2,
+        ..fences[1]
+    };
+    let stale = store
+        .save_verdicts_fenced(&[behind], Millis(2_000_001))
+        .await
+        .expect("save verdicts");
+    assert_eq!(
+        stale,
+        vec![b.clone()],
+        "b's fold is behind its server events"
+    );
+    assert_eq!(
+        stored(b.clone()).await.credited_ms,
+        987_654_321,
+        "b's row is unchanged"
+    );
+    let caught_up = VerdictWrite {
+        verdict: &vb2,
+        server_seq: server_seq + 1,
+        ..fences[1]
+    };
+    let stale = store
+        .save_verdicts_fenced(&[caught_up], Millis(2_000_002))
+        .await
+        .expect("save verdicts");
+    assert!(stale.is_empty(), "a fence at the log's head holds");
+    assert_eq!(stored(b.clone()).await.credited_ms, 123_456_789);
 
     // Batches of 256 KiB and more are one `COPY` on PostgreSQL: one all new, then one whose
     // first three quarters are stored already (the `COPY` fails on a stored key and the batch

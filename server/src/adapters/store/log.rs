@@ -168,8 +168,8 @@ impl Store {
     }
 
     /// Persists verdicts fenced by the log: each verdict is written only if its fence (the
-    /// client and server seq its fold had seen) is still the log's highest, i.e. the fold it
-    /// came from has seen the whole log; its records are written with it (upserts: a record
+    /// client and server seq its fold had seen) is still the log's highest (no stored event
+    /// is above it), i.e. the fold it came from has seen the whole log; its records are written with it (upserts: a record
     /// is a function of the log). Returns the sessions whose verdict was stale (another
     /// worker appended meanwhile: a lease race); the caller re-folds them from the log. A
     /// stale fold can thus never overwrite a newer verdict.
@@ -203,15 +203,24 @@ impl Store {
         for n in batch::chunks(rows.len()) {
             let (chunk, tail) = rest.split_at(n);
             rest = tail;
-            // A row is written only where the fold's sequence numbers are still the log's
-            // highest; RETURNING names the rows written, the rest are stale.
+            // A row is written only where the log holds no event above the fold's sequence
+            // numbers; RETURNING names the rows written, the rest are stale. Every event a
+            // fold has seen is stored before its verdict (the writer's order; timers and
+            // gateways store a server event before it is folded), so the log's highest is
+            // never below the fence, and "nothing above it" is "it is the log's highest".
+            // Asked that way, each check is a forward index probe that stops at the first
+            // key past the fence. `MAX(seq)` was a backward scan, which on PostgreSQL reads
+            // every key of the session on the index's last leaf page: about three times the
+            // cost per verdict (BENCHMARKS.md). Scalar subqueries, not `NOT EXISTS`:
+            // PostgreSQL turns that into an anti-join, and the generic plan of the prepared
+            // statement may then hash the whole log.
             let sql = batch::statement(self.backend(), "save_verdicts_fenced", n, |n, p| {
                 format!(
                     "WITH v (session_id, verdict_json, released_json, credited_ms, ended, flagged, updated_at, cseq, sseq) AS (VALUES {}) \
                      INSERT INTO session_verdicts (session_id, verdict_json, released_json, credited_ms, ended, flagged, updated_at) \
                      SELECT v.session_id, v.verdict_json, v.released_json, v.credited_ms, v.ended, v.flagged, v.updated_at FROM v WHERE \
-                     (SELECT COALESCE(MAX(e.seq), 0) FROM events e WHERE e.session_id = v.session_id{id} AND e.origin = 'client') = v.cseq AND \
-                     (SELECT COALESCE(MAX(e.seq), 0) FROM events e WHERE e.session_id = v.session_id{id} AND e.origin = 'server') = v.sseq \
+                     (SELECT e.seq FROM events e WHERE e.session_id = v.session_id{id} AND e.origin = 'client' AND e.seq > v.cseq LIMIT 1) IS NULL AND \
+                     (SELECT e.seq FROM events e WHERE e.session_id = v.session_id{id} AND e.origin = 'server' AND e.seq > v.sseq LIMIT 1) IS NULL \
                      ON CONFLICT (session_id) DO UPDATE SET \
                      verdict_json = excluded.verdict_json, released_json = excluded.released_json, \
                      credited_ms = excluded.credited_ms, ended = excluded.ended, \
