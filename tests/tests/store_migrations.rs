@@ -4,7 +4,7 @@
 //! - SQLite (the embedded store): 0009 rebuilds the event log without its foreign key, since
 //!   SQLite cannot drop a constraint.
 //! - PostgreSQL (on every pass, in a fresh database): 0010 keys the log by the session id as
-//!   a `uuid` instead of text.
+//!   a `uuid` instead of text; 0011 leaves room on the verdict table's pages.
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -216,6 +216,46 @@ async fn the_postgres_event_log_keyed_by_uuid_keeps_every_event() {
     // An id that is no uuid has no events (a read, not a failed cast).
     assert!(store.events("s1").await.expect("read s1").is_empty());
     assert_eq!(store.last_client_seq("s1").await.expect("s1's last seq"), 0);
+    store.close().await;
+    pool.close().await;
+}
+
+/// 0011 leaves half of each verdict page free, so a verdict row's next version (every
+/// 150-180 ms per live session) fits on its page and is updated in place, without a new
+/// index entry (a HOT update; BENCHMARKS.md measures it). Rows already there move as they are
+/// rewritten; the setting is what the migration owns.
+#[tokio::test]
+async fn the_postgres_verdict_table_keeps_room_for_its_rows_next_versions() {
+    let url = proctor_e2e::fresh_pg_database().await;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .expect("open the test database");
+    migrations_before(sqlx::migrate!("../server/migrations/postgres"), 11)
+        .run(&pool)
+        .await
+        .expect("the migrations before 0011");
+    let options = |pool: sqlx::PgPool| async move {
+        sqlx::query_scalar::<_, Option<Vec<String>>>(
+            "SELECT reloptions FROM pg_class WHERE relname = 'session_verdicts'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("the table's storage options")
+        .unwrap_or_default()
+    };
+    assert!(
+        options(pool.clone()).await.is_empty(),
+        "full pages before 0011"
+    );
+    let store = Store::connect(&url)
+        .await
+        .expect("the service applies 0011");
+    assert_eq!(
+        options(pool.clone()).await,
+        vec!["fillfactor=50".to_owned()]
+    );
     store.close().await;
     pool.close().await;
 }
