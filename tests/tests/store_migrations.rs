@@ -151,18 +151,25 @@ async fn the_event_log_rebuilt_without_its_foreign_key_keeps_every_event() {
     );
 }
 
-#[tokio::test]
-async fn the_postgres_event_log_keyed_by_uuid_keeps_every_event() {
+/// A fresh PostgreSQL database made by the migrations before `version`: its URL, and a pool of
+/// one connection to it.
+async fn postgres_before(version: i64) -> (String, sqlx::PgPool) {
     let url = proctor_e2e::fresh_pg_database().await;
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .connect(&url)
         .await
         .expect("open the test database");
-    migrations_before(sqlx::migrate!("../server/migrations/postgres"), 10)
+    migrations_before(sqlx::migrate!("../server/migrations/postgres"), version)
         .run(&pool)
         .await
-        .expect("the migrations before 0010");
+        .unwrap_or_else(|e| panic!("the migrations before {version}: {e}"));
+    (url, pool)
+}
+
+#[tokio::test]
+async fn the_postgres_event_log_keyed_by_uuid_keeps_every_event() {
+    let (url, pool) = postgres_before(10).await;
     let key_type = |pool: sqlx::PgPool| async move {
         sqlx::query_scalar::<_, String>(
             "SELECT data_type FROM information_schema.columns \
@@ -226,16 +233,7 @@ async fn the_postgres_event_log_keyed_by_uuid_keeps_every_event() {
 /// rewritten; the setting is what the migration owns.
 #[tokio::test]
 async fn the_postgres_verdict_table_keeps_room_for_its_rows_next_versions() {
-    let url = proctor_e2e::fresh_pg_database().await;
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
-        .await
-        .expect("open the test database");
-    migrations_before(sqlx::migrate!("../server/migrations/postgres"), 11)
-        .run(&pool)
-        .await
-        .expect("the migrations before 0011");
+    let (url, pool) = postgres_before(11).await;
     let options = |pool: sqlx::PgPool| async move {
         sqlx::query_scalar::<_, Option<Vec<String>>>(
             "SELECT reloptions FROM pg_class WHERE relname = 'session_verdicts'",
