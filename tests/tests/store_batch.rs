@@ -3,9 +3,8 @@
 //! every event exactly once, whatever the chunk boundaries, duplicates inside the batch and
 //! rows stored by an earlier batch; a batch of fenced verdicts writes exactly the verdicts whose
 //! sequence numbers are still the log's highest (client and server) and names the others as
-//! stale. On PostgreSQL
-//! the batch is first one `COPY`, which a stored key fails; it is then written again as
-//! inserts that skip stored keys.
+//! stale. On PostgreSQL the batch is first one `COPY`, which a stored key fails; it is then
+//! written again as inserts that skip stored keys.
 
 use proctor::adapters::store::VerdictWrite;
 use proctor::domain::{

@@ -169,8 +169,8 @@ impl Store {
 
     /// Persists verdicts fenced by the log: each verdict is written only if its fence (the
     /// client and server seq its fold had seen) is still the log's highest (no stored event
-    /// is above it), i.e. the fold it came from has seen the whole log; its records are written with it (upserts: a record
-    /// is a function of the log). Returns the sessions whose verdict was stale (another
+    /// is above it), i.e. the fold it came from has seen the whole log; its records are
+    /// written with it (upserts: a record is a function of the log). Returns the sessions whose verdict was stale (another
     /// worker appended meanwhile: a lease race); the caller re-folds them from the log. A
     /// stale fold can thus never overwrite a newer verdict.
     pub(super) async fn save_verdicts_fenced_q(
@@ -212,8 +212,8 @@ impl Store {
             // key past the fence. `MAX(seq)` was a backward scan, which on PostgreSQL reads
             // every key of the session on the index's last leaf page: about three times the
             // cost per verdict (BENCHMARKS.md). Scalar subqueries, not `NOT EXISTS`:
-            // PostgreSQL turns that into an anti-join, and the generic plan of the prepared
-            // statement may then hash the whole log.
+            // PostgreSQL plans that as an anti-join, which under load took two to four times
+            // as long per verdict write as the `MAX` form did (BENCHMARKS.md).
             let sql = batch::statement(self.backend(), "save_verdicts_fenced", n, |n, p| {
                 format!(
                     "WITH v (session_id, verdict_json, released_json, credited_ms, ended, flagged, updated_at, cseq, sseq) AS (VALUES {}) \
