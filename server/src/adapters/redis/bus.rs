@@ -34,6 +34,9 @@ const OWNER_RETRY: Duration = Duration::from_millis(250);
 /// already given up on is pending for this consumer but never seen, and a `>` read skips it.
 const MAX_BLOCK: Duration = Duration::from_millis(200);
 
+/// Acknowledged entries between two trims of a stream (`XTRIM MINID`).
+const TRIM_EVERY: usize = 4096;
+
 const RENEW: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
 const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
@@ -505,26 +508,71 @@ impl RedisPartition {
                 return Ok(Batch::Events(entries(reply.claimed)));
             }
         }
-        let reply: Option<StreamReadReply> = self
+        let reply: Option<StreamReadReply> =
+            self.conn.query(&self.read_new(&key, max, wait)).await?;
+        Ok(read_batch(reply))
+    }
+
+    /// The read of entries never delivered to the group, blocking up to `wait`.
+    fn read_new(&self, key: &str, max: usize, wait: Duration) -> redis::Cmd {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(max)
+            .arg("BLOCK")
+            .arg(u64::try_from(wait.min(MAX_BLOCK).as_millis()).unwrap_or(100))
+            .arg("STREAMS")
+            .arg(key)
+            .arg(">");
+        cmd
+    }
+
+    /// Acknowledges `acked`, then reads as `next_batch` does. Where the read is a plain
+    /// `XREADGROUP` (the partition owned, its lease fresh, nothing to claim, no trim due), the
+    /// two go out as one pipeline: one round trip, where acknowledging first cost another on
+    /// the way of every read. Otherwise the acknowledgement is sent first, as `ack` does. An
+    /// error leaves it open whether `acked` was acknowledged (acknowledging again is harmless)
+    /// and makes the next read claim this consumer's pending entries first, as a failed read
+    /// does.
+    pub async fn ack_and_next_batch(
+        &mut self,
+        acked: &[String],
+        max: usize,
+        wait: Duration,
+    ) -> RedisResult<Batch> {
+        if acked.is_empty() {
+            return self.next_batch(max, wait).await;
+        }
+        let plain = self.owner
+            && self.claim_cursor.is_none()
+            && self.last_renew.elapsed() < OWNER_TTL / 4
+            && self.acks_since_trim + acked.len() < TRIM_EVERY;
+        if !plain {
+            self.ack(acked).await?;
+            return self.next_batch(max, wait).await;
+        }
+        let key = self.conn.stream_key(self.partition);
+        let mut pipe = redis::pipe();
+        pipe.add_command(xack(&key, acked))
+            .ignore()
+            .add_command(self.read_new(&key, max, wait));
+        match self
             .conn
-            .query(
-                redis::cmd("XREADGROUP")
-                    .arg("GROUP")
-                    .arg(GROUP)
-                    .arg(&self.consumer)
-                    .arg("COUNT")
-                    .arg(max)
-                    .arg("BLOCK")
-                    .arg(u64::try_from(wait.min(MAX_BLOCK).as_millis()).unwrap_or(100))
-                    .arg("STREAMS")
-                    .arg(&key)
-                    .arg(">"),
-            )
-            .await?;
-        let ids = reply
-            .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
-            .unwrap_or_default();
-        Ok(Batch::Events(entries(ids)))
+            .pipeline::<(Option<StreamReadReply>,)>(&pipe)
+            .await
+        {
+            Ok((reply,)) => {
+                self.last_acked = acked.last().cloned();
+                self.acks_since_trim += acked.len();
+                Ok(read_batch(reply))
+            }
+            Err(e) => {
+                self.recover_pending();
+                Err(e)
+            }
+        }
     }
 
     /// Acknowledges processed entries, and now and then trims what every reader is done with.
@@ -533,15 +581,10 @@ impl RedisPartition {
             return Ok(());
         }
         let key = self.conn.stream_key(self.partition);
-        let mut cmd = redis::cmd("XACK");
-        cmd.arg(&key).arg(GROUP);
-        for id in ids {
-            cmd.arg(id);
-        }
-        self.conn.query::<i64>(&cmd).await?;
+        self.conn.query::<i64>(&xack(&key, ids)).await?;
         self.last_acked = ids.last().cloned();
         self.acks_since_trim += ids.len();
-        if self.acks_since_trim >= 4096 && self.claim_cursor.is_none() {
+        if self.acks_since_trim >= TRIM_EVERY && self.claim_cursor.is_none() {
             self.acks_since_trim = 0;
             // Entries are read and acknowledged in id order by the single owner, and the
             // previous owner's leftovers were claimed first: everything below the last
@@ -586,6 +629,24 @@ impl RedisPartition {
             .await;
         self.lose();
     }
+}
+
+/// Acknowledges stream entries of the group.
+fn xack(key: &str, ids: &[String]) -> redis::Cmd {
+    let mut cmd = redis::cmd("XACK");
+    cmd.arg(key).arg(GROUP);
+    for id in ids {
+        cmd.arg(id);
+    }
+    cmd
+}
+
+/// The entries of an `XREADGROUP` reply (none: the read timed out).
+fn read_batch(reply: Option<StreamReadReply>) -> Batch {
+    let ids = reply
+        .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
+        .unwrap_or_default();
+    Batch::Events(entries(ids))
 }
 
 fn entries(ids: Vec<StreamId>) -> Vec<(String, Vec<Delivery>)> {

@@ -68,29 +68,36 @@ pub(super) async fn read(
     period: Duration,
 ) {
     let mut draining = false;
+    // Entries reported stored and not yet acknowledged: kept until an acknowledgement went
+    // through (acknowledging twice is harmless; forgetting one leaves it pending).
+    let mut stored: Vec<String> = Vec::new();
     loop {
         // Everything reported stored since the last read, in one XACK (in order).
-        let mut ids = Vec::new();
         while let Ok(more) = acks.try_recv() {
-            ids.extend(more);
-        }
-        if !ids.is_empty() {
-            ack(&mut part, &ids, draining).await;
+            stored.extend(more);
         }
         let batch = if draining {
+            ack(&mut part, &stored).await;
+            stored.clear();
             part.next_batch(READ_ENTRIES, Duration::from_millis(50))
                 .await
         } else {
-            tokio::select! {
+            // The acknowledgement rides with the read (one round trip, not two).
+            let b = tokio::select! {
                 biased;
                 _ = shutdown.changed() => {
-                    // The read in flight was dropped; what it was handed is pending.
+                    // The read in flight was dropped; what it was handed is pending, and
+                    // `stored` is acknowledged while draining.
                     part.recover_pending();
                     draining = true;
                     continue;
                 }
-                b = part.next_batch(READ_ENTRIES, period.min(READ_WAIT)) => b,
+                b = part.ack_and_next_batch(&stored, READ_ENTRIES, period.min(READ_WAIT)) => b,
+            };
+            if b.is_ok() {
+                stored.clear();
             }
+            b
         };
         let read = match batch {
             Ok(Batch::NotOwner) | Ok(Batch::Lost) if draining => break,
@@ -121,22 +128,18 @@ pub(super) async fn read(
         }
     }
     drop(tx);
+    ack(&mut part, &stored).await;
     while let Some(ids) = acks.recv().await {
-        ack(&mut part, &ids, true).await;
+        ack(&mut part, &ids).await;
     }
     part.release().await;
 }
 
-/// Acknowledges stored entries, retrying a failure (once more when `draining`: pending
-/// entries are reclaimed by the next owner anyway).
-async fn ack(part: &mut RedisPartition, ids: &[String], draining: bool) {
-    let mut delay = Duration::from_millis(50);
-    while let Err(e) = part.ack(ids).await {
-        tracing::warn!(error = %e, "Failed to acknowledge stream entries; retrying.");
-        if draining {
-            break;
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(2));
+/// Acknowledges stored entries while the reader stops, once: an entry left pending is
+/// reclaimed by the partition's next owner, and the store skips what it already holds. (While
+/// reading, the acknowledgement goes with the next read: `ack_and_next_batch`.)
+async fn ack(part: &mut RedisPartition, ids: &[String]) {
+    if let Err(e) = part.ack(ids).await {
+        tracing::warn!(error = %e, "Failed to acknowledge stream entries; the next owner reclaims them.");
     }
 }

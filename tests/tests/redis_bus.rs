@@ -1,0 +1,119 @@
+//! The Redis Streams partition read on its own, against the real Redis: the reader
+//! acknowledges what the worker stored together with its next read (one pipeline), and
+//! exactly the entries not yet stored stay pending. Runs in the Redis pass of `scripts/test`
+//! (`PROCTOR_TEST_BUS=redis`), where a missing Redis fails it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proctor::adapters::bus::Delivery;
+use proctor::adapters::redis::bus::{Batch, DEFAULT_MAX_BACKLOG, RedisBus, RedisPartition, Share};
+use proctor::adapters::redis::{GROUP, RedisConn, RedisTarget};
+use proctor::domain::{Event, EventBody, Millis, Origin};
+
+fn heartbeat(seq: u64) -> Event {
+    Event {
+        origin: Origin::Server,
+        seq,
+        at: Millis(1_700_000_000_000),
+        body: EventBody::SessionStarted,
+    }
+}
+
+/// The stream ids of a read's entries.
+fn ids(batch: Batch) -> Vec<String> {
+    match batch {
+        Batch::Events(entries) => entries.into_iter().map(|(id, _)| id).collect(),
+        other @ (Batch::NotOwner | Batch::Acquired | Batch::Lost) => {
+            panic!("expected entries, got {other:?}")
+        }
+    }
+}
+
+/// The ids pending for the group, oldest first.
+async fn pending(conn: &mut RedisConn, key: &str) -> Vec<String> {
+    let reply: Vec<(String, String, u64, u64)> = conn
+        .query(
+            redis::cmd("XPENDING")
+                .arg(key)
+                .arg(GROUP)
+                .arg("-")
+                .arg("+")
+                .arg(100),
+        )
+        .await
+        .expect("XPENDING");
+    reply.into_iter().map(|(id, ..)| id).collect()
+}
+
+#[tokio::test]
+async fn entries_acknowledged_with_the_next_read_are_no_longer_pending() {
+    let Some(url) = proctor_e2e::test_redis_url() else {
+        eprintln!(
+            "the partition read test runs in the Redis pass of scripts/test (PROCTOR_TEST_BUS=redis)"
+        );
+        return;
+    };
+    let target = RedisTarget::parse(&url);
+    let ns = format!("bus-test-{}", proctor_e2e::rand_digits());
+    let mut conn = RedisConn::connect(&target, &ns).await.expect("Redis");
+    let key = conn.stream_key(0);
+    let bus = RedisBus::new(conn.clone(), 1, DEFAULT_MAX_BACKLOG)
+        .await
+        .expect("streams");
+    let publish = |seqs: std::ops::Range<u64>| {
+        let bus = bus.clone();
+        async move {
+            // One at a time: each publish returns once its entry is in the stream.
+            for seq in seqs {
+                bus.publish(Delivery::new("s1".into(), heartbeat(seq)))
+                    .await
+                    .expect("publish");
+            }
+        }
+    };
+    let share = Arc::new(Share::default());
+    share.fair.store(1, std::sync::atomic::Ordering::SeqCst);
+    let own = RedisConn::connect(&target, &ns).await.expect("Redis");
+    let mut part = RedisPartition::new(own, 0, "reader-1".into(), share);
+    let wait = Duration::from_millis(100);
+    assert!(matches!(
+        part.next_batch(256, wait).await.expect("take"),
+        Batch::Acquired
+    ));
+
+    publish(1..4).await;
+    let first = ids(part.next_batch(256, wait).await.expect("read"));
+    assert_eq!(first.len(), 3, "one entry per event published alone");
+    assert_eq!(pending(&mut conn, &key).await, first);
+
+    // The worker stored the first read; the reader acknowledges it with its next read.
+    publish(4..6).await;
+    let second = ids(part
+        .ack_and_next_batch(&first, 256, wait)
+        .await
+        .expect("acknowledge and read"));
+    assert_eq!(second.len(), 2);
+    assert_eq!(
+        pending(&mut conn, &key).await,
+        second,
+        "the first read is acknowledged, the second is pending"
+    );
+
+    // Nothing new: the read times out, and the acknowledgement still went through.
+    let none = ids(part
+        .ack_and_next_batch(&second, 256, wait)
+        .await
+        .expect("acknowledge and read"));
+    assert!(none.is_empty());
+    assert!(pending(&mut conn, &key).await.is_empty());
+
+    part.release().await;
+    let keys: Vec<String> = conn
+        .query(redis::cmd("KEYS").arg(format!("{ns}:*")))
+        .await
+        .expect("KEYS");
+    for k in keys {
+        let _: i64 = conn.query(redis::cmd("DEL").arg(&k)).await.expect("DEL");
+    }
+}
