@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proctor::adapters::bus::Delivery;
-use proctor::adapters::redis::bus::{Batch, DEFAULT_MAX_BACKLOG, RedisBus, RedisPartition, Share};
+use proctor::adapters::redis::bus::{
+    Batch, DEFAULT_MAX_BACKLOG, OWNER_TTL, RedisBus, RedisPartition, Share,
+};
 use proctor::adapters::redis::{GROUP, RedisConn, RedisTarget};
 use proctor::domain::{Event, EventBody, Millis, Origin};
 
@@ -109,6 +111,81 @@ async fn entries_acknowledged_with_the_next_read_are_no_longer_pending() {
     assert!(pending(&mut conn, &key).await.is_empty());
 
     part.release().await;
+    let keys: Vec<String> = conn
+        .query(redis::cmd("KEYS").arg(format!("{ns}:*")))
+        .await
+        .expect("KEYS");
+    for k in keys {
+        let _: i64 = conn.query(redis::cmd("DEL").arg(&k)).await.expect("DEL");
+    }
+}
+
+/// A reader whose worker is too busy to take the next batch keeps the partition's lease with
+/// `keep_lease` (renewed once a quarter of the TTL has passed) past the TTL, and learns when
+/// the lease went to another consumer.
+#[tokio::test]
+async fn a_lease_kept_while_the_worker_is_busy_outlives_the_ttl() {
+    let Some(url) = proctor_e2e::test_redis_url() else {
+        eprintln!(
+            "the partition read test runs in the Redis pass of scripts/test (PROCTOR_TEST_BUS=redis)"
+        );
+        return;
+    };
+    let target = RedisTarget::parse(&url);
+    let ns = format!("bus-test-{}", proctor_e2e::rand_digits());
+    let mut conn = RedisConn::connect(&target, &ns).await.expect("Redis");
+    let _bus = RedisBus::new(conn.clone(), 1, DEFAULT_MAX_BACKLOG)
+        .await
+        .expect("streams");
+    let share = Arc::new(Share::default());
+    share.fair.store(1, std::sync::atomic::Ordering::SeqCst);
+    let own = RedisConn::connect(&target, &ns).await.expect("Redis");
+    let mut part = RedisPartition::new(own, 0, "reader-1".into(), share);
+    assert!(matches!(
+        part.next_batch(256, Duration::from_millis(100))
+            .await
+            .expect("take"),
+        Batch::Acquired
+    ));
+    let owner_key = conn.owner_key(0);
+    let owner = |mut c: RedisConn, k: String| async move {
+        c.query::<Option<String>>(redis::cmd("GET").arg(&k))
+            .await
+            .expect("GET")
+    };
+    // Twice the TTL without a read, the lease kept every 500 ms as the reader does.
+    let until = tokio::time::Instant::now() + OWNER_TTL * 2;
+    while tokio::time::Instant::now() < until {
+        assert!(part.keep_lease().await.expect("keep"), "still the owner");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        owner(conn.clone(), owner_key.clone()).await.as_deref(),
+        Some("reader-1"),
+        "the lease outlived its TTL"
+    );
+    assert!(
+        part.lease_until().load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "the worker may still act as the owner"
+    );
+
+    // Another consumer holds it now: the next renewal finds out, and the reader lets go.
+    let _: () = conn
+        .query(redis::cmd("SET").arg(&owner_key).arg("reader-2"))
+        .await
+        .expect("SET");
+    tokio::time::sleep(OWNER_TTL / 4).await;
+    assert!(!part.keep_lease().await.expect("keep"), "the lease is gone");
+    assert_eq!(
+        part.lease_until().load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    assert_eq!(
+        owner(conn.clone(), owner_key.clone()).await.as_deref(),
+        Some("reader-2"),
+        "the other consumer's lease is left alone"
+    );
+
     let keys: Vec<String> = conn
         .query(redis::cmd("KEYS").arg(format!("{ns}:*")))
         .await

@@ -23,9 +23,10 @@ use crate::adapters::bus::{BusError, Delivery, partition_of, wall_us};
 use crate::domain::{Event, EventBody, Millis, Origin};
 
 /// How long a partition lease lasts without renewal: a dead worker's partitions are taken
-/// over within this time (plus `OWNER_RETRY`). Renewed every quarter of it; a worker that
-/// stalls longer loses the partition, and the fenced verdict writes keep a stale owner from
-/// counting anything twice.
+/// over within this time (plus `OWNER_RETRY`). Renewed every quarter of it, also while the
+/// worker is too busy to take the next batch (`keep_lease`); a process that stops longer
+/// (killed, paused) loses the partition, and the fenced verdict writes keep a stale owner
+/// from counting anything twice.
 pub const OWNER_TTL: Duration = Duration::from_secs(3);
 /// How often a worker below its fair share tries to take a partition it does not own.
 const OWNER_RETRY: Duration = Duration::from_millis(250);
@@ -432,21 +433,9 @@ impl RedisPartition {
             return Ok(Batch::Acquired);
         }
         if self.last_renew.elapsed() >= OWNER_TTL / 4 {
-            let sent = wall_us();
-            let renewed: i64 = self
-                .conn
-                .script(
-                    &redis::Script::new(RENEW),
-                    &[&owner_key],
-                    &[&self.consumer, &ttl_ms],
-                )
-                .await?;
-            if renewed == 0 {
-                self.lose();
+            if !self.renew().await? {
                 return Ok(Batch::Lost);
             }
-            self.last_renew = Instant::now();
-            self.lease_from(sent);
             // Give a partition back when this process holds more than its share.
             if self.share.owned.load(Ordering::SeqCst)
                 > self.share.fair.load(Ordering::SeqCst).max(1)
@@ -465,6 +454,44 @@ impl RedisPartition {
                 Err(e)
             }
         }
+    }
+
+    /// Renews the lease now. `Ok(false)`: it is gone (it lapsed, and maybe another worker
+    /// holds it); this reader is no longer the owner.
+    async fn renew(&mut self) -> RedisResult<bool> {
+        let owner_key = self.conn.owner_key(self.partition);
+        let ttl_ms = OWNER_TTL.as_millis().to_string();
+        let sent = wall_us();
+        let renewed: i64 = self
+            .conn
+            .script(
+                &redis::Script::new(RENEW),
+                &[&owner_key],
+                &[&self.consumer, &ttl_ms],
+            )
+            .await?;
+        if renewed == 0 {
+            self.lose();
+            return Ok(false);
+        }
+        self.last_renew = Instant::now();
+        self.lease_from(sent);
+        Ok(true)
+    }
+
+    /// Keeps the lease while the reader waits for its worker to take the next batch (the
+    /// worker is loading sessions, or its store is slow): renews it when a quarter of the TTL
+    /// has passed, as a read does. A busy worker that lost its partitions would rebuild every
+    /// session from the store when it took them back, which is more work on a worker already
+    /// behind. `Ok(true)` while this reader owns the partition.
+    pub async fn keep_lease(&mut self) -> RedisResult<bool> {
+        if !self.owner {
+            return Ok(false);
+        }
+        if self.last_renew.elapsed() < OWNER_TTL / 4 {
+            return Ok(true);
+        }
+        self.renew().await
     }
 
     /// After a read whose reply may have been lost (an error, or a read cancelled by its

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use crate::adapters::bus::Delivery;
-use crate::adapters::redis::bus::{Batch, RedisPartition};
+use crate::adapters::redis::bus::{Batch, OWNER_TTL, RedisPartition};
 
 /// What the worker's feed hands it next.
 #[derive(Debug)]
@@ -123,7 +123,7 @@ pub(super) async fn read(
                 continue;
             }
         };
-        if tx.send(read).await.is_err() {
+        if hand_over(&mut part, &tx, read).await.is_err() {
             break;
         }
     }
@@ -133,6 +133,44 @@ pub(super) async fn read(
         ack(&mut part, &ids).await;
     }
     part.release().await;
+}
+
+/// How long a reader keeps its lease for a worker that takes nothing: longer than any load or
+/// write on a working store takes, so a worker that is only behind keeps its partitions, while
+/// one stuck on its store lets them go to a worker that may do better.
+const KEEP_LEASE_FOR: Duration = Duration::from_secs(60);
+
+/// Hands `read` to the worker, renewing the lease while the worker is too busy to take it
+/// (its in-flight events at the bound, sessions loading, its store slow or away), up to
+/// `KEEP_LEASE_FOR`. Without this the lease lapsed whenever the worker was busy for longer
+/// than the TTL, and taking the partition back rebuilt every session from the log. If the
+/// lease is lost meanwhile, the worker gets `Lost` instead of the entries: they are pending
+/// for the next owner. `Err` when the worker is gone.
+async fn hand_over(
+    part: &mut RedisPartition,
+    tx: &mpsc::Sender<Read>,
+    read: Read,
+) -> Result<(), ()> {
+    let mut read = read;
+    let since = std::time::Instant::now();
+    loop {
+        let renew = tokio::time::sleep(OWNER_TTL / 4);
+        tokio::select! {
+            biased;
+            permit = tx.reserve() => {
+                permit.map_err(|_| ())?.send(read);
+                return Ok(());
+            }
+            () = renew, if since.elapsed() < KEEP_LEASE_FOR && !matches!(read, Read::Lost) => {}
+        }
+        match part.keep_lease().await {
+            Ok(true) => {}
+            Ok(false) => read = Read::Lost,
+            Err(e) => {
+                tracing::warn!(partition = part.partition(), error = %e, "Failed to renew a partition lease; retrying.")
+            }
+        }
+    }
 }
 
 /// Acknowledges stored entries while the reader stops, once: an entry left pending is
