@@ -1,6 +1,7 @@
 //! The Redis Streams partition read on its own, against the real Redis: the reader
 //! acknowledges what the worker stored together with its next read (one pipeline), and
-//! exactly the entries not yet stored stay pending. Runs in the Redis pass of `scripts/test`
+//! exactly the entries not yet stored stay pending; a reader keeps its lease while its worker
+//! is busy, and lets go of one another consumer took. Runs in the Redis pass of `scripts/test`
 //! (`PROCTOR_TEST_BUS=redis`), where a missing Redis fails it.
 
 use std::sync::Arc;
@@ -48,21 +49,52 @@ async fn pending(conn: &mut RedisConn, key: &str) -> Vec<String> {
     reply.into_iter().map(|(id, ..)| id).collect()
 }
 
-#[tokio::test]
-async fn entries_acknowledged_with_the_next_read_are_no_longer_pending() {
+/// A fresh namespace on the test Redis with one partition stream: its connection, the bus
+/// on it, and a partition reader (consumer `reader-1`, fair share 1) that owns partition 0.
+/// `None` (after saying why) outside the Redis pass.
+async fn scratch() -> Option<(RedisConn, RedisBus, RedisPartition)> {
     let Some(url) = proctor_e2e::test_redis_url() else {
         eprintln!(
             "the partition read test runs in the Redis pass of scripts/test (PROCTOR_TEST_BUS=redis)"
         );
-        return;
+        return None;
     };
     let target = RedisTarget::parse(&url);
     let ns = format!("bus-test-{}", proctor_e2e::rand_digits());
-    let mut conn = RedisConn::connect(&target, &ns).await.expect("Redis");
-    let key = conn.stream_key(0);
+    let conn = RedisConn::connect(&target, &ns).await.expect("Redis");
     let bus = RedisBus::new(conn.clone(), 1, DEFAULT_MAX_BACKLOG)
         .await
         .expect("streams");
+    let share = Arc::new(Share::default());
+    share.fair.store(1, std::sync::atomic::Ordering::SeqCst);
+    let own = RedisConn::connect(&target, &ns).await.expect("Redis");
+    let mut part = RedisPartition::new(own, 0, "reader-1".into(), share);
+    assert!(matches!(
+        part.next_batch(256, Duration::from_millis(100))
+            .await
+            .expect("take"),
+        Batch::Acquired
+    ));
+    Some((conn, bus, part))
+}
+
+/// Deletes every key of the scratch namespace.
+async fn drop_namespace(conn: &mut RedisConn) {
+    let keys: Vec<String> = conn
+        .query(redis::cmd("KEYS").arg(format!("{}:*", conn.ns())))
+        .await
+        .expect("KEYS");
+    for k in keys {
+        let _: i64 = conn.query(redis::cmd("DEL").arg(&k)).await.expect("DEL");
+    }
+}
+
+#[tokio::test]
+async fn entries_acknowledged_with_the_next_read_are_no_longer_pending() {
+    let Some((mut conn, bus, mut part)) = scratch().await else {
+        return;
+    };
+    let key = conn.stream_key(0);
     let publish = |seqs: std::ops::Range<u64>| {
         let bus = bus.clone();
         async move {
@@ -74,15 +106,7 @@ async fn entries_acknowledged_with_the_next_read_are_no_longer_pending() {
             }
         }
     };
-    let share = Arc::new(Share::default());
-    share.fair.store(1, std::sync::atomic::Ordering::SeqCst);
-    let own = RedisConn::connect(&target, &ns).await.expect("Redis");
-    let mut part = RedisPartition::new(own, 0, "reader-1".into(), share);
     let wait = Duration::from_millis(100);
-    assert!(matches!(
-        part.next_batch(256, wait).await.expect("take"),
-        Batch::Acquired
-    ));
 
     publish(1..4).await;
     let first = ids(part.next_batch(256, wait).await.expect("read"));
@@ -111,13 +135,7 @@ async fn entries_acknowledged_with_the_next_read_are_no_longer_pending() {
     assert!(pending(&mut conn, &key).await.is_empty());
 
     part.release().await;
-    let keys: Vec<String> = conn
-        .query(redis::cmd("KEYS").arg(format!("{ns}:*")))
-        .await
-        .expect("KEYS");
-    for k in keys {
-        let _: i64 = conn.query(redis::cmd("DEL").arg(&k)).await.expect("DEL");
-    }
+    drop_namespace(&mut conn).await;
 }
 
 /// A reader whose worker is too busy to take the next batch keeps the partition's lease with
@@ -125,28 +143,9 @@ async fn entries_acknowledged_with_the_next_read_are_no_longer_pending() {
 /// the lease went to another consumer.
 #[tokio::test]
 async fn a_lease_kept_while_the_worker_is_busy_outlives_the_ttl() {
-    let Some(url) = proctor_e2e::test_redis_url() else {
-        eprintln!(
-            "the partition read test runs in the Redis pass of scripts/test (PROCTOR_TEST_BUS=redis)"
-        );
+    let Some((mut conn, _bus, mut part)) = scratch().await else {
         return;
     };
-    let target = RedisTarget::parse(&url);
-    let ns = format!("bus-test-{}", proctor_e2e::rand_digits());
-    let mut conn = RedisConn::connect(&target, &ns).await.expect("Redis");
-    let _bus = RedisBus::new(conn.clone(), 1, DEFAULT_MAX_BACKLOG)
-        .await
-        .expect("streams");
-    let share = Arc::new(Share::default());
-    share.fair.store(1, std::sync::atomic::Ordering::SeqCst);
-    let own = RedisConn::connect(&target, &ns).await.expect("Redis");
-    let mut part = RedisPartition::new(own, 0, "reader-1".into(), share);
-    assert!(matches!(
-        part.next_batch(256, Duration::from_millis(100))
-            .await
-            .expect("take"),
-        Batch::Acquired
-    ));
     let owner_key = conn.owner_key(0);
     let owner = |mut c: RedisConn, k: String| async move {
         c.query::<Option<String>>(redis::cmd("GET").arg(&k))
@@ -186,11 +185,5 @@ async fn a_lease_kept_while_the_worker_is_busy_outlives_the_ttl() {
         "the other consumer's lease is left alone"
     );
 
-    let keys: Vec<String> = conn
-        .query(redis::cmd("KEYS").arg(format!("{ns}:*")))
-        .await
-        .expect("KEYS");
-    for k in keys {
-        let _: i64 = conn.query(redis::cmd("DEL").arg(&k)).await.expect("DEL");
-    }
+    drop_namespace(&mut conn).await;
 }
