@@ -67,12 +67,20 @@ pub struct Args {
     /// Client runtime threads.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    /// With `--rate`: every learner sends at the same instants (a burst of all K learners'
+    /// events once per period), as the generator did before 2026-12-07. By default learner
+    /// `i` of K starts `i / K` of a period late, so the total rate arrives evenly, as
+    /// independent learners' heartbeats do.
+    #[arg(long, default_value_t = false)]
+    pub aligned: bool,
 }
 
 /// What one run measured.
 #[derive(Debug, Default)]
 pub struct Report {
     pub learners: usize,
+    /// How paced learners' sends were phased: `spread` over the period, or `aligned`.
+    pub arrivals: &'static str,
     pub seconds: f64,
     pub events_acked: u64,
     pub events_per_s: f64,
@@ -131,6 +139,7 @@ impl Report {
     pub fn to_json(&self) -> Value {
         json!({
             "learners": self.learners,
+            "arrivals": self.arrivals,
             "seconds": self.seconds,
             "events_acked": self.events_acked,
             "events_per_s": self.events_per_s,
@@ -355,18 +364,43 @@ struct ServerMsg<'a> {
     seq: Option<u64>,
 }
 
-/// One learner: heartbeats until `until`, at most `window` unacknowledged, paced by a shared
-/// token bucket when `per_event` is set; then `terminated`, and wait for `ended`.
+/// When learner `i` of `k` sends its first heartbeat: paced learners are spread evenly over
+/// one period (`per_event`), so `k` of them at a total rate `R` send about `R / 1000` events
+/// in every millisecond rather than `k` at once every period; `aligned` (or no pacing) starts
+/// them all at `t0`.
+fn first_send(
+    t0: Instant,
+    per_event: Option<Duration>,
+    i: usize,
+    k: usize,
+    aligned: bool,
+) -> Instant {
+    match per_event {
+        Some(period) if !aligned => {
+            let (i, k) = (
+                u32::try_from(i).unwrap_or(u32::MAX),
+                u32::try_from(k.max(1)).unwrap_or(u32::MAX),
+            );
+            t0 + period * i / k
+        }
+        Some(_) | None => t0,
+    }
+}
+
+/// One learner: heartbeats until `until`, at most `window` unacknowledged, one every
+/// `per_event` when that is set, the first at `first_send`; then `terminated`, and wait for
+/// `ended`.
 async fn learner(
     mut ws: Ws,
     until: Instant,
     window: u64,
     per_event: Option<Duration>,
+    first_send: Instant,
 ) -> LearnerResult {
     let mut r = LearnerResult::default();
     let mut sent_at: std::collections::VecDeque<(u64, Instant)> = Default::default();
     let mut seq = 0u64;
-    let mut next_send = Instant::now();
+    let mut next_send = first_send;
     // Formatted directly: the client's CPU shares the machine with the server.
     let hb = |seq: u64| {
         format!(
@@ -556,12 +590,14 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     let acked = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = socks
         .into_iter()
-        .map(|ws| {
+        .enumerate()
+        .map(|(i, ws)| {
             let acked = acked.clone();
             let window = args.window;
+            let first_send = first_send(t0, per_event, i, k, args.aligned);
             tokio::spawn(async move {
                 // Every learner records its ack latencies; the lists are merged at the end.
-                let r = learner(ws, until, window, per_event).await;
+                let r = learner(ws, until, window, per_event, first_send).await;
                 acked.fetch_add(r.acked, Ordering::Relaxed);
                 r
             })
@@ -622,6 +658,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         lrs_statements_per_s: lrs,
         lrs_statements: lrs_n,
         learners: k,
+        arrivals: if args.aligned { "aligned" } else { "spread" },
         seconds: streamed_for,
         events_acked: total,
         events_per_s: total as f64 / streamed_for,
@@ -691,5 +728,30 @@ proctor_event_latency_seconds_bucket{stage=\"verdict\",le=\"+Inf\"} 4
             )
             .is_none()
         );
+    }
+
+    #[test]
+    fn paced_learners_start_spread_evenly_over_one_period_unless_aligned() {
+        let t0 = Instant::now();
+        let period = Duration::from_millis(50);
+        let k = 1000;
+        let starts: Vec<Duration> = (0..k)
+            .map(|i| first_send(t0, Some(period), i, k, false) - t0)
+            .collect();
+        assert_eq!(starts[0], Duration::ZERO);
+        assert!(
+            starts.windows(2).all(|w| w[0] < w[1]),
+            "strictly later, in order"
+        );
+        assert!(
+            *starts.last().expect("k > 0") < period,
+            "all within one period"
+        );
+        // About a K-th of the period apart: 1 000 learners, 50 µs.
+        assert_eq!(starts[500], Duration::from_millis(25));
+        for i in [0, 1, k - 1] {
+            assert_eq!(first_send(t0, Some(period), i, k, true), t0, "aligned");
+            assert_eq!(first_send(t0, None, i, k, false), t0, "unpaced");
+        }
     }
 }
