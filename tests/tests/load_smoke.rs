@@ -25,10 +25,12 @@ async fn the_load_generator_streams_events() {
         lrs_auth: String::new(),
         lrs_max: 0,
         threads: 1,
+        aligned: false,
     };
     let report = proctor_load::run(&args).await.expect("the load run");
     eprintln!("{}", report.to_json());
     assert_eq!(report.learners, 8);
+    assert_eq!(report.arrivals, "spread");
     assert!(report.events_acked > 0, "no event was acknowledged");
     assert!(report.ack_ms.n > 0, "no ack latency was recorded");
     assert_eq!(report.ended, 8, "every session ended with a stored verdict");
