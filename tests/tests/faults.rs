@@ -93,13 +93,15 @@ async fn post(http: &reqwest::Client, url: String, token: &str, body: Value) -> 
     v
 }
 
-/// One learner: start a session, stream heartbeats and end it; returns (session, last acked seq).
+/// One learner: start a session, stream `events` - 1 heartbeats 100 ms apart and end it;
+/// returns (session, last acked seq).
 async fn learner(
     http: reqwest::Client,
     base: String,
     token: String,
     course: String,
     lesson: String,
+    events: u64,
 ) -> (String, u64) {
     // A class holds at most 80 learners (R12): one class each.
     let c = post(
@@ -140,8 +142,8 @@ async fn learner(
     );
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws");
     let mut acked = 0;
-    for seq in 1..=EVENTS_PER_SESSION {
-        let body = if seq == EVENTS_PER_SESSION {
+    for seq in 1..=events {
+        let body = if seq == events {
             json!({"seq": seq, "type": "terminated", "reason": "ended"})
         } else {
             json!({"seq": seq, "type": "heartbeat", "position_ms": 0, "rate_permille": 1000, "paused": true, "visible": true, "focused": true})
@@ -183,6 +185,7 @@ async fn killing_a_worker_loses_and_doubles_nothing() {
                 f.token.clone(),
                 f.course_id.clone(),
                 f.lesson.clone(),
+                EVENTS_PER_SESSION,
             );
             let finished = &finished;
             async move {
@@ -331,6 +334,7 @@ async fn two_workers_racing_for_a_partition_count_nothing_twice() {
                 f.token.clone(),
                 f.course_id.clone(),
                 f.lesson.clone(),
+                EVENTS_PER_SESSION,
             )
         })
         .buffer_unordered(50);
@@ -347,6 +351,124 @@ async fn two_workers_racing_for_a_partition_count_nothing_twice() {
     };
     let (results, ()): (Vec<(String, u64)>, ()) = tokio::join!(learners.collect::<Vec<_>>(), racer);
     assert_eq!(results.len(), 200);
+
+    let store = proctor::adapters::store::Store::connect(&f.db)
+        .await
+        .expect("store");
+    proctor_e2e::assert_stored_logs_match_replays(
+        &store,
+        &f.http,
+        &f.base,
+        &f.token,
+        &results,
+        Duration::from_secs(60),
+    )
+    .await;
+}
+
+/// The owner of each of the fleet's 4 partitions (`None` where none holds its lease).
+async fn owners(redis: &mut proctor::adapters::redis::RedisConn) -> Vec<Option<String>> {
+    let mut out = Vec::new();
+    for p in 0..4 {
+        let key = redis.owner_key(p);
+        let owner: Option<String> = redis
+            .query(redis::cmd("GET").arg(key))
+            .await
+            .expect("GET owner");
+        out.push(owner);
+    }
+    out
+}
+
+/// A worker held up by its store keeps its partitions: the reader renews their leases while
+/// it waits for the worker to take the next batch, rather than letting them lapse after the
+/// TTL (3 s) and the worker rebuild every session from the log when it takes them back.
+/// Worker A is killed while the event table is locked; worker B takes the partitions over and
+/// its session adoption then waits on the lock while learners keep streaming, so every
+/// reader has batches its worker cannot take. B still owns every partition 8 s later; once
+/// the lock goes, nothing is lost or counted twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_held_up_by_its_store_keeps_its_partitions() {
+    let _serial = SERIAL.lock().await;
+    let Some(f) = Fleet::start("keep").await else {
+        return;
+    };
+    assert!(
+        f.db.starts_with("postgres"),
+        "this test locks PostgreSQL's event table; the Redis pass runs on PostgreSQL ({})",
+        f.db
+    );
+    let mut worker_a = f.worker().await;
+    let mut redis = proctor::adapters::redis::RedisConn::connect(
+        &proctor::adapters::redis::RedisTarget::parse(&f.redis),
+        &f.ns,
+    )
+    .await
+    .expect("Redis");
+
+    // 40 learners stream for 12 s (10 events/s each), into the lock, and end before it is
+    // released: the fleet's clock runs 10 times fast, so B (its folds stale once the lock
+    // goes) ends their sessions for an expired lease (30 s) when it catches up, and a socket
+    // still sending then would be closed under it.
+    let learners = futures_util::stream::iter(0..40)
+        .map(|_| {
+            learner(
+                f.http.clone(),
+                f.base.clone(),
+                f.token.clone(),
+                f.course_id.clone(),
+                f.lesson.clone(),
+                120,
+            )
+        })
+        .buffer_unordered(40);
+    let holdup = async {
+        // Every session is created and streaming (they write to the event table).
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let mut lock = <sqlx::PgConnection as sqlx::Connection>::connect(&f.db)
+            .await
+            .expect("PostgreSQL");
+        sqlx::query("BEGIN")
+            .execute(&mut lock)
+            .await
+            .expect("BEGIN");
+        sqlx::query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut lock)
+            .await
+            .expect("LOCK");
+        let of_a = owners(&mut redis).await;
+        worker_a.0.start_kill().expect("kill -9 worker A");
+        let _ = worker_a.0.wait().await;
+        let worker_b = f.worker().await;
+        // B takes every partition once A's leases lapse.
+        let mut taken = Vec::new();
+        for _ in 0..100 {
+            taken = owners(&mut redis).await;
+            if taken.iter().all(|o| o.is_some() && !of_a.contains(o)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            taken.iter().all(|o| o.is_some() && !of_a.contains(o)),
+            "worker B never owned every partition: {taken:?}, A's {of_a:?}"
+        );
+        // Its adoption waits on the lock; its readers keep the leases for it.
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        let later = owners(&mut redis).await;
+        sqlx::query("COMMIT")
+            .execute(&mut lock)
+            .await
+            .expect("COMMIT");
+        assert_eq!(
+            later, taken,
+            "a worker waiting on its store lost its partitions' leases"
+        );
+        worker_b
+    };
+    let (results, _worker_b): (Vec<(String, u64)>, Proc) =
+        tokio::join!(learners.collect::<Vec<_>>(), holdup);
+    assert_eq!(results.len(), 40);
 
     let store = proctor::adapters::store::Store::connect(&f.db)
         .await
