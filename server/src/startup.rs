@@ -407,6 +407,14 @@ impl Application {
                     // (413 to an oversized upload) lingers 1 s for the rest of the request, so
                     // the client reads the answer instead of a reset while it still writes.
                     .client_disconnect_timeout(Duration::from_secs(1))
+                    // A connection outlives any idle upstream connection a proxy keeps
+                    // (ingress-nginx: 60 s), opened ahead of use or kept after a request.
+                    // actix's 5 s let the gateway end one that a client or proxy was about
+                    // to use: after a request it closed it (the proxy's next request
+                    // failed); before the first it answered 408 unasked, which an HTTP
+                    // client reusing the connection read as the answer to its request.
+                    .keep_alive(IDLE_CONNECTION)
+                    .client_request_timeout(IDLE_CONNECTION)
                     .graceful_shutdown_signal(move || {
                         let stopping = stopping.clone();
                         async move { stopping.notified().await }
@@ -448,6 +456,11 @@ impl Application {
         self.run_until(std::future::pending()).await
     }
 }
+
+/// How long an HTTP connection may sit idle, before its first request or after its last:
+/// longer than a proxy keeps an idle upstream connection (ingress-nginx 60 s), as nginx's
+/// own 75 s keep-alive is.
+const IDLE_CONNECTION: Duration = Duration::from_secs(75);
 
 /// Keeps this worker process in the live set and computes its fair share of partitions, so
 /// that adding a worker process moves partitions to it and a dead one's are taken over.
