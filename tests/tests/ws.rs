@@ -253,6 +253,41 @@ async fn uploads_must_be_images_tied_to_an_open_request() {
     t.stop().await;
 }
 
+/// A learner who goes silent loses the session when its lease (R2: 30 s without a client
+/// event; 0.3 s on this 100x clock) runs out: the worker ends it, says why and closes the
+/// socket. The worker judges silence only up to where it has read its partition (a worker
+/// behind it must not end sessions whose events wait on the bus: faults.rs), and this shows
+/// that it does still get there, on the in-process bus and on Redis.
+#[tokio::test]
+async fn a_silent_session_ends_when_its_lease_runs_out() {
+    let mut t = spawn_app(100.0).await;
+    let (token, st) = started(&t).await;
+    let sid = st["session_id"].as_str().expect("sid").to_owned();
+    let mut ws = open_playing(&st).await;
+    let ended = recv_kind(&mut ws, "ended").await;
+    assert_eq!(ended["reason"], "lease_expired", "{ended}");
+    let closed = loop {
+        match recv(&mut ws).await {
+            Ok(_) => {}
+            Err(f) => break f,
+        }
+    };
+    assert_eq!(closed.map(|f| f.0), Some(4410));
+    let (_, _, v) = proctor_e2e::get_json(
+        &t.http,
+        &t.url(&format!("/api/v1/sessions/{sid}/verdict")),
+        &token,
+    )
+    .await;
+    assert_eq!(v["termination"], "lease_expired", "{v}");
+    let report = t.app.replay(&sid).await.expect("replay");
+    assert!(
+        report.matches,
+        "stored verdict differs from a replay of the log"
+    );
+    t.stop().await;
+}
+
 #[tokio::test]
 async fn wrong_nonce_answers_events_after_the_end_and_resume() {
     let mut t = spawn_app(1.0).await;

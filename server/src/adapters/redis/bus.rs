@@ -353,6 +353,9 @@ pub struct RedisPartition {
     /// worker appends server events only before it (a process paused past its lease must not
     /// act as the owner when it wakes).
     lease_until_us: Arc<AtomicI64>,
+    /// The last read was of new entries and brought fewer than it asked for: when it was
+    /// sent, the stream held nothing more for this partition (`drained`).
+    drained: bool,
 }
 
 /// How much sooner than the TTL a lease is treated as gone.
@@ -376,7 +379,16 @@ impl RedisPartition {
             acks_since_trim: 0,
             last_acked: None,
             lease_until_us: Arc::new(AtomicI64::new(0)),
+            drained: false,
         }
+    }
+
+    /// Whether the last read emptied the stream: every entry added before it was sent has
+    /// been delivered to this reader (a claim of a previous owner's entries, a read that
+    /// brought as many entries as it asked for, or a failed one does not say so). The worker
+    /// judges silence (a session's lease, a challenge's deadline) only up to such a read.
+    pub fn drained(&self) -> bool {
+        self.drained
     }
 
     pub fn partition(&self) -> usize {
@@ -396,6 +408,7 @@ impl RedisPartition {
 
     /// Reads the next batch, taking or keeping ownership of the partition as needed.
     pub async fn next_batch(&mut self, max: usize, wait: Duration) -> RedisResult<Batch> {
+        self.drained = false;
         let owner_key = self.conn.owner_key(self.partition);
         let ttl_ms = OWNER_TTL.as_millis().to_string();
         if !self.owner {
@@ -537,7 +550,15 @@ impl RedisPartition {
         }
         let reply: Option<StreamReadReply> =
             self.conn.query(&self.read_new(&key, max, wait)).await?;
-        Ok(read_batch(reply))
+        Ok(self.read_batch(reply, max))
+    }
+
+    /// The entries of a read of new entries of at most `max`; notes whether it drained the
+    /// stream.
+    fn read_batch(&mut self, reply: Option<StreamReadReply>, max: usize) -> Batch {
+        let batch = read_batch(reply);
+        self.drained = matches!(&batch, Batch::Events(e) if e.len() < max);
+        batch
     }
 
     /// The read of entries never delivered to the group, blocking up to `wait`.
@@ -572,6 +593,7 @@ impl RedisPartition {
         if acked.is_empty() {
             return self.next_batch(max, wait).await;
         }
+        self.drained = false;
         let plain = self.owner
             && self.claim_cursor.is_none()
             && self.last_renew.elapsed() < OWNER_TTL / 4
@@ -593,7 +615,7 @@ impl RedisPartition {
             Ok((reply,)) => {
                 self.last_acked = acked.last().cloned();
                 self.acks_since_trim += acked.len();
-                Ok(read_batch(reply))
+                Ok(self.read_batch(reply, max))
             }
             Err(e) => {
                 self.recover_pending();

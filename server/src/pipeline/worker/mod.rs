@@ -92,6 +92,10 @@ pub struct Worker {
     lease_until_us: Option<Arc<AtomicI64>>,
     /// The next `Live::epoch`.
     next_epoch: u32,
+    /// The server time up to which the feed has delivered everything accepted before it:
+    /// silence (a session's lease, a challenge's deadline) is judged only up to here, so a
+    /// worker behind its partition does not take events still on the bus for missing ones.
+    caught_up_at: Millis,
 }
 
 /// Events folded ahead of the store at most; past this the worker waits for the writer.
@@ -133,6 +137,7 @@ impl Worker {
             ack: None,
             lease_until_us: None,
             next_epoch: 0,
+            caught_up_at: Millis(0),
         }
     }
 
@@ -158,7 +163,14 @@ impl Worker {
                 let (ack, acks) = mpsc::unbounded_channel();
                 self.ack = Some(ack);
                 self.lease_until_us = Some(part.lease_until());
-                let reader = tokio::spawn(read(part, tx, acks, shutdown.clone(), period));
+                let reader = tokio::spawn(read(
+                    part,
+                    tx,
+                    acks,
+                    shutdown.clone(),
+                    period,
+                    self.app.clock.clone(),
+                ));
                 (Feed::Redis(rx), Some(reader))
             }
         };
@@ -205,11 +217,22 @@ impl Worker {
                     }
                 }
                 r = feed.next(), if room => match r {
-                    Some(Read::Events(ids, batch)) => self.fold_batch(ids, batch).await,
+                    Some(Read::Events(ids, batch, drained)) => {
+                        self.fold_batch(ids, batch).await;
+                        if let Some(at) = drained {
+                            self.caught_up(at);
+                        }
+                        if feed.is_caught_up() {
+                            self.caught_up(self.app.now());
+                        }
+                    }
+                    Some(Read::CaughtUp(at)) => self.caught_up(at),
                     Some(Read::Acquired) => {
                         tracing::info!(partition = self.partition, "Took ownership of a partition.");
                         self.settle().await;
                         self.live.clear();
+                        // What a previous owner left pending is claimed before new entries.
+                        self.caught_up_at = Millis(0);
                         self.adopt_open_sessions().await;
                     }
                     Some(Read::Lost) => {
@@ -231,7 +254,12 @@ impl Worker {
                     }
                     None => break,
                 },
-                _ = tick.tick(), if !stopping => self.on_tick().await,
+                _ = tick.tick(), if !stopping => {
+                    if feed.is_caught_up() {
+                        self.caught_up(self.app.now());
+                    }
+                    self.on_tick().await;
+                }
                 _ = verdict_check.tick(), if self.live.any_due() => {
                     let now = self.app.now();
                     self.flush(false, now);
@@ -244,6 +272,11 @@ impl Worker {
         let now = self.app.now();
         self.flush(true, now);
         self.settle().await;
+    }
+
+    /// The feed has delivered everything accepted before `at` (server time).
+    fn caught_up(&mut self, at: Millis) {
+        self.caught_up_at = self.caught_up_at.max(at);
     }
 
     /// Waits until the writer has stored everything handed to it, and handles what follows.
@@ -501,14 +534,17 @@ impl Worker {
         }
         let profile = live.fold.profile_shared().clone();
         let mut appended = false;
-        if now.saturating_sub(live.last_client_at) > profile.single_window.lease_ttl_ms {
+        // Silence is known only up to where the feed is caught up: later events may still
+        // be on the bus.
+        let heard_up_to = self.caught_up_at.min(now);
+        if heard_up_to.saturating_sub(live.last_client_at) > profile.single_window.lease_ttl_ms {
             let body = EventBody::Terminated {
                 reason: TerminationReason::LeaseExpired,
                 position_ms: None,
             };
             return self.append(sid, body, now).await;
         }
-        let expired = schedule::expired(&live.fold, now);
+        let expired = schedule::expired(&live.fold, heard_up_to);
         // Built only when something expired: this runs for every touched session per batch.
         let kinds: HashMap<String, ChallengeKind> = if expired.is_empty() {
             HashMap::new()

@@ -1,12 +1,15 @@
 //! The worker's feed: the in-process partition channel, or a Redis partition read (and
 //! acknowledged) by its own task so that a read never waits on a store write.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
 use crate::adapters::bus::Delivery;
 use crate::adapters::redis::bus::{Batch, OWNER_TTL, RedisPartition};
+use crate::domain::Millis;
+use crate::ports::Clock;
 
 /// What the worker's feed hands it next.
 #[derive(Debug)]
@@ -15,8 +18,11 @@ pub(super) enum Read {
     Acquired,
     /// Lost or gave up the partition: drop the in-memory state.
     Lost,
-    /// Events, with the stream ids to acknowledge once they are stored (none in memory).
-    Events(Vec<String>, Vec<Delivery>),
+    /// Events, with the stream ids to acknowledge once they are stored (none in memory), and
+    /// the server time as of which the feed has held nothing else, where the read said so.
+    Events(Vec<String>, Vec<Delivery>, Option<Millis>),
+    /// The feed held nothing new as of this server time (a read that came back empty).
+    CaughtUp(Millis),
 }
 
 /// The worker's side of its source. A Redis partition is read by its own task, which also
@@ -28,6 +34,15 @@ pub(super) enum Feed {
 }
 
 impl Feed {
+    /// Whether nothing accepted is waiting in the feed now: true of an empty in-process
+    /// channel (a gateway's send is the acceptance). A Redis reader says so in its reads.
+    pub(super) fn is_caught_up(&self) -> bool {
+        match self {
+            Feed::Memory(rx) => rx.is_empty(),
+            Feed::Redis(_) => false,
+        }
+    }
+
     /// The next read; `None` when the source is finished. Cancel-safe.
     pub(super) async fn next(&mut self) -> Option<Read> {
         match self {
@@ -40,7 +55,7 @@ impl Feed {
                         Err(_) => break,
                     }
                 }
-                Some(Read::Events(Vec::new(), batch))
+                Some(Read::Events(Vec::new(), batch, None))
             }
             Feed::Redis(rx) => rx.recv().await,
         }
@@ -66,6 +81,7 @@ pub(super) async fn read(
     mut acks: mpsc::UnboundedReceiver<Vec<String>>,
     mut shutdown: watch::Receiver<bool>,
     period: Duration,
+    clock: Arc<dyn Clock>,
 ) {
     let mut draining = false;
     // Entries reported stored and not yet acknowledged: kept until an acknowledgement went
@@ -76,6 +92,7 @@ pub(super) async fn read(
         while let Ok(more) = acks.try_recv() {
             stored.extend(more);
         }
+        let sent = clock.now();
         let batch = if draining {
             ack(&mut part, &stored).await;
             stored.clear();
@@ -105,14 +122,24 @@ pub(super) async fn read(
             Ok(Batch::Acquired) => Read::Acquired,
             Ok(Batch::Lost) => Read::Lost,
             Ok(Batch::Events(entries)) => {
+                let drained = part.drained().then_some(sent);
                 if entries.is_empty() {
                     if draining {
                         break;
                     }
+                    // Only news to a worker that has taken everything before: one whose
+                    // channel is full hears it with a later read.
+                    if let Some(at) = drained {
+                        let _ = tx.try_send(Read::CaughtUp(at));
+                    }
                     continue;
                 }
                 let ids: Vec<String> = entries.iter().map(|(id, _)| id.clone()).collect();
-                Read::Events(ids, entries.into_iter().flat_map(|(_, d)| d).collect())
+                Read::Events(
+                    ids,
+                    entries.into_iter().flat_map(|(_, d)| d).collect(),
+                    drained,
+                )
             }
             Err(e) => {
                 tracing::warn!(partition = part.partition(), error = %e, "Failed to read the partition stream; retrying.");
