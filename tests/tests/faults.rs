@@ -6,8 +6,10 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use futures_util::SinkExt;
 use futures_util::StreamExt;
-use proctor_e2e::{demo_token, proctor_bin, send};
+use proctor::domain::{EventBody, TerminationReason};
+use proctor_e2e::{demo_token, proctor_bin};
 use serde_json::{Value, json};
 
 /// Sessions streaming while the worker dies (the figure); `PROCTOR_FAULT_SESSIONS`
@@ -157,7 +159,14 @@ async fn learner(
         } else {
             json!({"seq": seq, "type": "heartbeat", "position_ms": 0, "rate_permille": 1000, "paused": true, "visible": true, "focused": true})
         };
-        send(&mut ws, body).await;
+        if let Err(e) = ws
+            .send(tokio_tungstenite::tungstenite::Message::Text(
+                body.to_string().into(),
+            ))
+            .await
+        {
+            panic!("session {sid}: the socket closed before event {seq} of {events}: {e}");
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Read acknowledgements until the server ends the session (or the socket goes quiet).
@@ -220,20 +229,7 @@ async fn killing_a_worker_loses_and_doubles_nothing() {
         "the worker must die while sessions still stream ({at_kill} had finished)"
     );
 
-    // Every acknowledged event is stored exactly once, and every stored verdict is exactly
-    // what a clean replay of its log gives (no credit lost or doubled).
-    let store = proctor::adapters::store::Store::connect(&f.db)
-        .await
-        .expect("store");
-    proctor_e2e::assert_stored_logs_match_replays(
-        &store,
-        &f.http,
-        &f.base,
-        &f.token,
-        &results,
-        Duration::from_secs(60),
-    )
-    .await;
+    f.assert_logs_match_replays(&results).await;
 }
 
 /// A gateway on a fresh Redis namespace (and database), signed in as the demo platform;
@@ -313,6 +309,26 @@ impl Fleet {
         ready(&self.http, port).await;
         p
     }
+
+    /// Every acknowledged event is stored exactly once, and every stored verdict is exactly
+    /// what a clean replay of its log gives (no credit lost or doubled).
+    async fn assert_logs_match_replays(&self, results: &[(String, u64)]) {
+        proctor_e2e::assert_stored_logs_match_replays(
+            &self.store().await,
+            &self.http,
+            &self.base,
+            &self.token,
+            results,
+            Duration::from_secs(60),
+        )
+        .await;
+    }
+
+    async fn store(&self) -> proctor::adapters::store::Store {
+        proctor::adapters::store::Store::connect(&self.db)
+            .await
+            .expect("store")
+    }
 }
 
 fn signal(p: &Proc, sig: &str) {
@@ -365,18 +381,7 @@ async fn two_workers_racing_for_a_partition_count_nothing_twice() {
     let (results, ()): (Vec<(String, u64)>, ()) = tokio::join!(learners.collect::<Vec<_>>(), racer);
     assert_eq!(results.len(), 200);
 
-    let store = proctor::adapters::store::Store::connect(&f.db)
-        .await
-        .expect("store");
-    proctor_e2e::assert_stored_logs_match_replays(
-        &store,
-        &f.http,
-        &f.base,
-        &f.token,
-        &results,
-        Duration::from_secs(60),
-    )
-    .await;
+    f.assert_logs_match_replays(&results).await;
 }
 
 /// The owner of each of the fleet's 4 partitions (`None` where none holds its lease).
@@ -419,10 +424,7 @@ async fn a_worker_held_up_by_its_store_keeps_its_partitions() {
     .await
     .expect("Redis");
 
-    // 40 learners stream for 12 s (10 events/s each), into the lock. The clock runs at its
-    // real pace here: the lock is held about 12 s, under R2's 30 s session lease, which a
-    // worker judges by the newest event it has folded (a stall longer than that ends the
-    // sessions for an expired lease when the worker catches up).
+    // 40 learners stream for 12 s (10 events/s each), into the lock (held about 12 s).
     let learners = futures_util::stream::iter(0..40)
         .map(|_| {
             learner(
@@ -483,16 +485,64 @@ async fn a_worker_held_up_by_its_store_keeps_its_partitions() {
         tokio::join!(learners.collect::<Vec<_>>(), holdup);
     assert_eq!(results.len(), 40);
 
-    let store = proctor::adapters::store::Store::connect(&f.db)
-        .await
-        .expect("store");
-    proctor_e2e::assert_stored_logs_match_replays(
-        &store,
-        &f.http,
-        &f.base,
-        &f.token,
-        &results,
-        Duration::from_secs(60),
-    )
-    .await;
+    f.assert_logs_match_replays(&results).await;
+}
+
+/// A worker behind its partition ends no session for silence: it judges a session's lease
+/// (R2: 30 s without a client event) only up to where it has read everything on the bus.
+/// The only worker is paused (SIGSTOP) for 6 s, 60 s on the fleet's 10x clock, while 40
+/// learners stream on through the gateway; once it wakes, their events wait on the bus behind
+/// its partitions' reclaimed entries. Judged by its clock against the newest event it had
+/// folded, every session had been silent past its lease and ended, and the learners' sockets
+/// were closed under them. Every session here ends the learner's way ("ended"), with no
+/// lease expiry in its log, and every log matches its replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_behind_its_partition_ends_no_session_for_silence() {
+    let _serial = SERIAL.lock().await;
+    let Some(f) = Fleet::start("behind", 10).await else {
+        return;
+    };
+    let worker = f.worker().await;
+    // 40 learners stream 12 s (10 events/s each); the worker sleeps through 6 s of it.
+    let learners = futures_util::stream::iter(0..40)
+        .map(|_| {
+            learner(
+                f.http.clone(),
+                f.base.clone(),
+                f.token.clone(),
+                f.course_id.clone(),
+                f.lesson.clone(),
+                120,
+            )
+        })
+        .buffer_unordered(40);
+    let pause = async {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        signal(&worker, "-STOP");
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        signal(&worker, "-CONT");
+    };
+    let (results, ()): (Vec<(String, u64)>, ()) = tokio::join!(learners.collect::<Vec<_>>(), pause);
+    assert_eq!(results.len(), 40);
+
+    f.assert_logs_match_replays(&results).await;
+    let store = f.store().await;
+    for (sid, _) in &results {
+        let events = store.events(sid).await.expect("events");
+        let ends: Vec<&EventBody> = events
+            .iter()
+            .map(|e| &e.body)
+            .filter(|b| matches!(b, EventBody::Terminated { .. }))
+            .collect();
+        assert!(
+            matches!(
+                ends.as_slice(),
+                [EventBody::Terminated {
+                    reason: TerminationReason::Ended,
+                    ..
+                }]
+            ),
+            "session {sid} ended so: {ends:?}"
+        );
+    }
 }
