@@ -79,7 +79,8 @@ pub struct Args {
 #[derive(Debug, Default)]
 pub struct Report {
     pub learners: usize,
-    /// How paced learners' sends were phased: `spread` over the period, or `aligned`.
+    /// How the learners' sends were phased: `spread` over the period, `aligned`, or
+    /// `unpaced` (as fast as their windows allow: `--rate 0`).
     pub arrivals: &'static str,
     pub seconds: f64,
     pub events_acked: u64,
@@ -362,6 +363,15 @@ struct ServerMsg<'a> {
     #[serde(rename = "type", borrow)]
     kind: &'a str,
     seq: Option<u64>,
+}
+
+/// What the report calls the run's arrivals (`Report::arrivals`).
+fn arrivals(rate: u64, aligned: bool) -> &'static str {
+    match (rate, aligned) {
+        (0, _) => "unpaced",
+        (_, true) => "aligned",
+        (_, false) => "spread",
+    }
 }
 
 /// When learner `i` of `k` sends its first heartbeat: paced learners are spread evenly over
@@ -658,7 +668,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         lrs_statements_per_s: lrs,
         lrs_statements: lrs_n,
         learners: k,
-        arrivals: if args.aligned { "aligned" } else { "spread" },
+        arrivals: arrivals(args.rate, args.aligned),
         seconds: streamed_for,
         events_acked: total,
         events_per_s: total as f64 / streamed_for,
@@ -753,5 +763,9 @@ proctor_event_latency_seconds_bucket{stage=\"verdict\",le=\"+Inf\"} 4
             assert_eq!(first_send(t0, Some(period), i, k, true), t0, "aligned");
             assert_eq!(first_send(t0, None, i, k, false), t0, "unpaced");
         }
+        assert_eq!(arrivals(20_000, false), "spread");
+        assert_eq!(arrivals(20_000, true), "aligned");
+        assert_eq!(arrivals(0, false), "unpaced");
+        assert_eq!(arrivals(0, true), "unpaced");
     }
 }
