@@ -409,8 +409,6 @@ impl RedisPartition {
     /// Reads the next batch, taking or keeping ownership of the partition as needed.
     pub async fn next_batch(&mut self, max: usize, wait: Duration) -> RedisResult<Batch> {
         self.drained = false;
-        let owner_key = self.conn.owner_key(self.partition);
-        let ttl_ms = OWNER_TTL.as_millis().to_string();
         if !self.owner {
             if self.share.owned.load(Ordering::SeqCst)
                 >= self.share.fair.load(Ordering::SeqCst).max(1)
@@ -418,6 +416,8 @@ impl RedisPartition {
                 tokio::time::sleep(wait.min(OWNER_RETRY)).await;
                 return Ok(Batch::NotOwner);
             }
+            let owner_key = self.conn.owner_key(self.partition);
+            let ttl_ms = OWNER_TTL.as_millis().to_string();
             let sent = wall_us();
             let got: Option<String> = self
                 .conn

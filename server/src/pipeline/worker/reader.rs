@@ -176,9 +176,8 @@ const KEEP_LEASE_FOR: Duration = Duration::from_secs(60);
 async fn hand_over(
     part: &mut RedisPartition,
     tx: &mpsc::Sender<Read>,
-    read: Read,
+    mut read: Read,
 ) -> Result<(), ()> {
-    let mut read = read;
     let since = std::time::Instant::now();
     loop {
         let renew = tokio::time::sleep(OWNER_TTL / 4);
