@@ -197,14 +197,7 @@ async fn killing_a_worker_loses_and_doubles_nothing() {
     let finished_at_kill = AtomicUsize::new(0);
     let learners = futures_util::stream::iter(0..sessions())
         .map(|_| {
-            let run = learner(
-                f.http.clone(),
-                f.base.clone(),
-                f.token.clone(),
-                f.course_id.clone(),
-                f.lesson.clone(),
-                EVENTS_PER_SESSION,
-            );
+            let run = f.learner(EVENTS_PER_SESSION);
             let finished = &finished;
             async move {
                 let r = run.await;
@@ -302,6 +295,18 @@ impl Fleet {
         )
     }
 
+    /// One learner on this fleet (`learner`), not tied to the fleet's lifetime.
+    fn learner(&self, events: u64) -> impl std::future::Future<Output = (String, u64)> + use<> {
+        learner(
+            self.http.clone(),
+            self.base.clone(),
+            self.token.clone(),
+            self.course_id.clone(),
+            self.lesson.clone(),
+            events,
+        )
+    }
+
     /// A worker, once it is ready.
     async fn worker(&self) -> Proc {
         let port = free_port();
@@ -356,16 +361,7 @@ async fn two_workers_racing_for_a_partition_count_nothing_twice() {
     let worker_b = f.worker().await;
 
     let learners = futures_util::stream::iter(0..200)
-        .map(|_| {
-            learner(
-                f.http.clone(),
-                f.base.clone(),
-                f.token.clone(),
-                f.course_id.clone(),
-                f.lesson.clone(),
-                EVENTS_PER_SESSION,
-            )
-        })
+        .map(|_| f.learner(EVENTS_PER_SESSION))
         .buffer_unordered(50);
     let racer = async {
         for (paused, other) in [(&worker_a, &worker_b), (&worker_b, &worker_a)] {
@@ -426,16 +422,7 @@ async fn a_worker_held_up_by_its_store_keeps_its_partitions() {
 
     // 40 learners stream for 12 s (10 events/s each), into the lock (held about 12 s).
     let learners = futures_util::stream::iter(0..40)
-        .map(|_| {
-            learner(
-                f.http.clone(),
-                f.base.clone(),
-                f.token.clone(),
-                f.course_id.clone(),
-                f.lesson.clone(),
-                120,
-            )
-        })
+        .map(|_| f.learner(120))
         .buffer_unordered(40);
     let holdup = async {
         // Every session is created and streaming (they write to the event table).
@@ -505,16 +492,7 @@ async fn a_worker_behind_its_partition_ends_no_session_for_silence() {
     let worker = f.worker().await;
     // 40 learners stream 12 s (10 events/s each); the worker sleeps through 6 s of it.
     let learners = futures_util::stream::iter(0..40)
-        .map(|_| {
-            learner(
-                f.http.clone(),
-                f.base.clone(),
-                f.token.clone(),
-                f.course_id.clone(),
-                f.lesson.clone(),
-                120,
-            )
-        })
+        .map(|_| f.learner(120))
         .buffer_unordered(40);
     let pause = async {
         tokio::time::sleep(Duration::from_secs(3)).await;
