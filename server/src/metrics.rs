@@ -571,7 +571,7 @@ pub mod bus {
     use tokio::sync::watch;
 
     use crate::adapters::redis::GROUP;
-    use crate::adapters::redis::bus::Share;
+    use crate::adapters::redis::partition::Share;
     use crate::app::App;
 
     /// How often partition lag and pending counts are read from Redis.

@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proctor::adapters::bus::Delivery;
-use proctor::adapters::redis::bus::{
-    Batch, DEFAULT_MAX_BACKLOG, OWNER_TTL, RedisBus, RedisPartition, Share,
-};
+use proctor::adapters::redis::bus::{DEFAULT_MAX_BACKLOG, RedisBus};
+use proctor::adapters::redis::partition::{Batch, OWNER_TTL, RedisPartition, Share};
 use proctor::adapters::redis::{GROUP, RedisConn, RedisTarget};
 use proctor::domain::{Event, EventBody, Millis, Origin};
 

@@ -1,4 +1,5 @@
-//! Redis adapters for the production pipeline: the Streams bus (`bus`), effects routed back to
+//! Redis adapters for the production pipeline: the Streams bus (gateways append through
+//! `bus`, workers own and read partitions through `partition`), effects routed back to
 //! gateways over pub/sub (`effects`) and single-session leases (`leases`). Keys carry a hash
 //! tag per partition (`proctor:{p3}:…`) so that everything one partition touches lives in one
 //! Redis Cluster slot.
@@ -6,6 +7,7 @@
 pub mod bus;
 pub mod effects;
 pub mod leases;
+pub mod partition;
 
 use redis::{FromRedisValue, RedisResult};
 

@@ -29,7 +29,7 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::{mpsc, watch};
 
 use crate::adapters::bus::{Delivery, wall_us};
-use crate::adapters::redis::bus::RedisPartition;
+use crate::adapters::redis::partition::RedisPartition;
 use crate::app::App;
 use crate::app::hub::Outbound;
 use crate::app::protocol::{ChallengeMsg, ServerMsg, close};

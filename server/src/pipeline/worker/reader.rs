@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use crate::adapters::bus::Delivery;
-use crate::adapters::redis::bus::{Batch, OWNER_TTL, RedisPartition};
+use crate::adapters::redis::partition::{Batch, OWNER_TTL, RedisPartition};
 use crate::domain::Millis;
 use crate::ports::Clock;
 
