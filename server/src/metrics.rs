@@ -15,8 +15,8 @@ use std::sync::LazyLock;
 use std::time::Instant;
 
 use prometheus::{
-    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 /// Latency buckets for requests, store operations and folds (seconds): 0.5 ms … 10 s.
@@ -68,6 +68,7 @@ pub struct Metrics {
     pub bus_lag: IntGaugeVec,
     pub bus_pending: IntGaugeVec,
     pub partitions_owned: IntGauge,
+    pub unheard: GaugeVec,
     pub reclaimed: IntCounter,
     pub fold_duration: HistogramVec,
     pub event_latency: HistogramVec,
@@ -216,6 +217,19 @@ impl Metrics {
                 "proctor_bus_partitions_owned",
                 "Partitions this process's workers currently own.",
             ),
+            unheard: {
+                let g = GaugeVec::new(
+                    Opts::new(
+                        "proctor_worker_unheard_seconds",
+                        "How far behind now a partition's worker has surely heard everything accepted for it; it judges silence (session leases, challenge deadlines) only up to there.",
+                    ),
+                    &["partition"],
+                )
+                .expect("valid gauge definition");
+                r.register(Box::new(g.clone()))
+                    .expect("metric names are unique");
+                g
+            },
             reclaimed: counter(
                 &r,
                 "proctor_bus_reclaimed_entries_total",

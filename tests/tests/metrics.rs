@@ -201,6 +201,21 @@ async fn a_scrape_under_simulated_learners_shows_every_family() {
             .any(|(n, l, _)| n == "proctor_bus_lag_entries" && l.get("partition").is_some()),
         "lag per partition"
     );
+    // Each worker has heard its idle partition up to about now, so it judges silence there
+    // (a lease is 30 s of server time).
+    for p in ["0", "1"] {
+        let unheard = s
+            .iter()
+            .find(|(n, l, _)| {
+                n == "proctor_worker_unheard_seconds"
+                    && l.get("partition").map(String::as_str) == Some(p)
+            })
+            .map(|(_, _, v)| *v);
+        assert!(
+            unheard.is_some_and(|v| (0.0..30.0).contains(&v)),
+            "partition {p}: proctor_worker_unheard_seconds = {unheard:?}\n{text}"
+        );
+    }
     positive("proctor_fold_duration_seconds_count", &[("kind", "apply")]);
     positive("proctor_fold_duration_seconds_count", &[("kind", "refold")]);
     positive(

@@ -423,6 +423,14 @@ impl Worker {
 
     async fn on_tick(&mut self) {
         let now = self.app.now();
+        if self.caught_up_at > Millis(0) {
+            #[allow(clippy::cast_precision_loss)]
+            let behind = now.saturating_sub(self.caught_up_at) as f64 / 1000.0;
+            crate::metrics::metrics()
+                .unheard
+                .with_label_values(&[&self.partition.to_string()])
+                .set(behind);
+        }
         let ids = self.live.ids();
         let mut touched = BTreeSet::new();
         for sid in ids {
