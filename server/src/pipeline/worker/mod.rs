@@ -251,6 +251,11 @@ impl Worker {
                             self.settle().await;
                         }
                         self.live.clear();
+                        // Its new owner reports the partition now: a value left here would
+                        // stay frozen (and keep an alert on it firing).
+                        let _ = crate::metrics::metrics()
+                            .unheard
+                            .remove_label_values(&[&self.partition.to_string()]);
                     }
                     None => break,
                 },
