@@ -273,6 +273,13 @@ async fn a_silent_session_ends_when_its_lease_runs_out() {
         }
     };
     assert_eq!(closed.map(|f| f.0), Some(4410));
+    // The gateway forgot the ended session's seq with the close it delivered (on the Redis
+    // pass through its effects subscription, as a gateway-only process does).
+    assert_eq!(
+        t.app.hub.last_seq(&sid),
+        None,
+        "the gateway still tracks an ended session"
+    );
     let (_, _, v) = proctor_e2e::get_json(
         &t.http,
         &t.url(&format!("/api/v1/sessions/{sid}/verdict")),

@@ -63,8 +63,16 @@ impl Hub {
         }
     }
 
-    /// Hands an effect to the session's socket here, if there is one.
+    /// Hands an effect to the session's socket here, if there is one. The close that ends a
+    /// session also drops the session's last accepted seq: every gateway sees that effect
+    /// (embedded: its one hub; Redis: each gateway's subscription), whether or not it holds the
+    /// socket, so no gateway keeps an entry per session it ever served. (Only the worker's
+    /// own hub forgot it before, and a gateway-only process grew by one entry per session.)
     pub fn deliver(&self, session: &str, out: Outbound) -> bool {
+        if matches!(&out, Outbound::Close(code, _) if *code == super::protocol::close::SESSION_ENDED)
+        {
+            self.forget(session);
+        }
         lock(&self.conns)
             .get(session)
             .is_some_and(|c| c.tx.send(out).is_ok())
@@ -164,6 +172,37 @@ mod tests {
         );
         hub.unregister("s", b);
         assert_eq!(hub.connections(), 0);
+    }
+
+    #[test]
+    fn the_close_that_ends_a_session_forgets_its_seq_with_or_without_a_socket() {
+        use crate::app::protocol::close;
+        let hub = Hub::default();
+        let (_, mut rx) = hub.register("here");
+        hub.set_last_seq("here", 7);
+        hub.set_last_seq("elsewhere", 9);
+        // Other closes keep it: the learner may reconnect and resume from it.
+        hub.deliver("here", Outbound::Close(close::REPLACED, "replaced".into()));
+        assert_eq!(hub.last_seq("here"), Some(7));
+        assert!(hub.deliver(
+            "here",
+            Outbound::Close(close::SESSION_ENDED, "ended".into())
+        ));
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Outbound::Close(close::REPLACED, _))
+        ));
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Outbound::Close(close::SESSION_ENDED, _))
+        ));
+        assert_eq!(hub.last_seq("here"), None);
+        // A gateway without the session's socket still forgets it.
+        assert!(!hub.deliver(
+            "elsewhere",
+            Outbound::Close(close::SESSION_ENDED, "ended".into())
+        ));
+        assert_eq!(hub.last_seq("elsewhere"), None);
     }
 
     #[test]

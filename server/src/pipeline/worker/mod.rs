@@ -759,8 +759,8 @@ impl Worker {
         }
         self.app.effects(out).await;
         for (sid, learner_id) in ended {
+            // The gateways forget the session's seq on the `SESSION_ENDED` close just sent.
             self.app.lease_release(&learner_id, &sid).await;
-            self.app.hub.forget(&sid);
             // A session whose fold changed after this verdict was computed (a re-fold)
             // stays live until its next verdict is stored.
             if !self.live.is_due(&sid) {
