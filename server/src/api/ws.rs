@@ -71,7 +71,10 @@ pub async fn connect(
         .last_client_seq(&id)
         .await
         .map_err(AppError::from)?;
-    let last_seq = app.hub.last_seq(&id).unwrap_or(0).max(stored_last);
+    let seq_cell = app.hub.seq_cell(&id);
+    let last_seq = seq_cell
+        .load(std::sync::atomic::Ordering::Acquire)
+        .max(stored_last);
     let profile = crate::domain::Profile::find(&rec.profile)
         .map_err(|e| AppError::Internal(e.to_string()))?;
 
@@ -80,6 +83,7 @@ pub async fn connect(
         session_id: id.into_inner(),
         learner_id: claims.sub,
         last_seq,
+        seq_cell,
         lease_ttl_ms: profile.single_window.lease_ttl_ms,
         lease_renewed: Millis(0),
         lesson_duration_ms: ctx.lesson_duration_ms,
@@ -245,6 +249,9 @@ struct Connection {
     session_id: String,
     learner_id: String,
     last_seq: u64,
+    /// The hub's cell for this session's last accepted seq (a reconnection or a beacon reads
+    /// it), moved per event without the hub's lock.
+    seq_cell: std::sync::Arc<std::sync::atomic::AtomicU64>,
     lease_ttl_ms: i64,
     /// Server time of the last lease renewal.
     lease_renewed: Millis,
@@ -387,7 +394,8 @@ impl Connection {
         }
         counters().ingested.inc();
         self.last_seq = seq;
-        self.app.hub.set_last_seq(&self.session_id, seq);
+        self.seq_cell
+            .fetch_max(seq, std::sync::atomic::Ordering::AcqRel);
         // Renewing on every message would cost a Redis round trip per event; a third of the
         // TTL keeps the lease alive with room for two missed renewals.
         if now.saturating_sub(self.lease_renewed) >= self.lease_ttl_ms / 3 {

@@ -4,8 +4,8 @@
 //! session; a newer socket replaces an older one, which is closed with `REPLACED`.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
@@ -31,7 +31,8 @@ struct Conn {
 #[derive(Debug, Default)]
 pub struct Hub {
     conns: Mutex<HashMap<String, Conn>>,
-    last_seq: Mutex<HashMap<String, u64>>,
+    /// Each session's last accepted client seq; its socket holds the cell too.
+    last_seq: Mutex<HashMap<String, Arc<AtomicU64>>>,
     next_id: AtomicU64,
 }
 
@@ -91,18 +92,23 @@ impl Hub {
 
     /// The last accepted client seq this gateway knows for `session`.
     pub fn last_seq(&self, session: &str) -> Option<u64> {
-        lock(&self.last_seq).get(session).copied()
+        lock(&self.last_seq)
+            .get(session)
+            .map(|c| c.load(Ordering::Acquire))
+    }
+
+    /// The session's last-seq cell, made if new: a socket takes it once and moves it per
+    /// event without the map's lock and hash (`set_last_seq` is both, per call).
+    pub fn seq_cell(&self, session: &str) -> Arc<AtomicU64> {
+        let mut m = lock(&self.last_seq);
+        match m.get(session) {
+            Some(c) => c.clone(),
+            None => m.entry(session.to_owned()).or_default().clone(),
+        }
     }
 
     pub fn set_last_seq(&self, session: &str, seq: u64) {
-        let mut m = lock(&self.last_seq);
-        // Called per event: no key allocation unless the session is new here.
-        match m.get_mut(session) {
-            Some(e) => *e = (*e).max(seq),
-            None => {
-                m.insert(session.to_owned(), seq);
-            }
-        }
+        self.seq_cell(session).fetch_max(seq, Ordering::AcqRel);
     }
 
     pub fn forget(&self, session: &str) {
@@ -203,6 +209,33 @@ mod tests {
             Outbound::Close(close::SESSION_ENDED, "ended".into())
         ));
         assert_eq!(hub.last_seq("elsewhere"), None);
+    }
+
+    #[test]
+    fn a_sockets_seq_cell_is_what_reconnections_and_beacons_see() {
+        let hub = Hub::default();
+        assert_eq!(hub.last_seq("s"), None);
+        let cell = hub.seq_cell("s");
+        cell.fetch_max(5, Ordering::AcqRel);
+        assert_eq!(
+            hub.last_seq("s"),
+            Some(5),
+            "the socket's moves are the hub's"
+        );
+        hub.set_last_seq("s", 3);
+        assert_eq!(cell.load(Ordering::Acquire), 5, "a beacon never lowers it");
+        hub.set_last_seq("s", 8);
+        assert_eq!(
+            cell.load(Ordering::Acquire),
+            8,
+            "one cell for socket and beacon"
+        );
+        assert!(
+            Arc::ptr_eq(&cell, &hub.seq_cell("s")),
+            "a second socket shares it"
+        );
+        hub.forget("s");
+        assert_eq!(hub.last_seq("s"), None);
     }
 
     #[test]
