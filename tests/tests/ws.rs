@@ -1,6 +1,7 @@
 //! End-to-end tests of the learner WebSocket and uploads: sequence numbers (replay, gap),
 //! malformed and oversized messages, wrong nonces, foreign learner tokens, events after the
-//! end, non-image uploads, and resume after reconnect. Each checks the stored log too.
+//! end, non-image uploads, resume after reconnect, and the beacon. Each checks the stored log
+//! too.
 
 use proctor::domain::{EventBody, Origin};
 use proctor_e2e::{open_playing, open_ws, png, recv, recv_kind, send, spawn_app};
@@ -371,4 +372,68 @@ async fn wrong_nonce_answers_events_after_the_end_and_resume() {
         "stored verdict differs from a replay of the log"
     );
     t.stop().await;
+}
+
+/// The beacon (`navigator.sendBeacon` while the socket is down): it appends what the server
+/// lacks in order, counts resent seqs as duplicates, stops at a gap, and keeps the learner's
+/// single-session lease alive (R2) on either pass: on the Redis pass the lease is the shared
+/// one in Redis. The clock runs 100× here, so the 30 s lease lasts 0.3 s of real time and
+/// outlives 1.2 s of beacons only if they renew it.
+#[tokio::test]
+async fn beacons_append_in_order_and_keep_the_lease_alive() {
+    let t = spawn_app(100.0).await;
+    let (_, st) = started(&t).await;
+    let sid = st["session_id"].as_str().expect("sid").to_owned();
+    let learner_token = st["learner_token"]
+        .as_str()
+        .expect("learner token")
+        .to_owned();
+    let (rec, _) = t.app.session_with_context(&sid).await.expect("session");
+    let url = t.url(&format!(
+        "/api/v1/sessions/{sid}/beacon?access_token={learner_token}"
+    ));
+    let beacon = |frames: Value| {
+        let (http, url) = (t.http.clone(), url.clone());
+        async move {
+            let r = http
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(frames.to_string())
+                .send()
+                .await
+                .expect("beacon");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.expect("receipt"))
+        }
+    };
+    let (s, receipt) = beacon(json!([
+        {"seq": 1, "type": "played", "position_ms": 0},
+        hb(2, 0),
+        hb(1, 0),
+        hb(4, 0)
+    ]))
+    .await;
+    assert_eq!(s, 202, "{receipt}");
+    assert_eq!(receipt["accepted"], 2, "{receipt}");
+    assert_eq!(receipt["duplicates"], 1, "{receipt}");
+    assert_eq!(receipt["last_seq"], 2, "stops before the gap: {receipt}");
+    assert_eq!(stored_client(&t, &sid, 2).await, vec![1, 2]);
+
+    let mut seq = 2;
+    for _ in 0..12 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        seq += 1;
+        let (s, receipt) = beacon(json!([hb(seq, 0)])).await;
+        assert_eq!(s, 202, "{receipt}");
+        assert_eq!(receipt["accepted"], 1, "{receipt}");
+    }
+    assert_eq!(
+        t.app.lease_holder(&rec.learner_id).await.expect("lease"),
+        Some(sid.clone()),
+        "the beacons did not keep the learner's lease"
+    );
+    assert_eq!(
+        stored_client(&t, &sid, 14).await,
+        (1..=14).collect::<Vec<_>>()
+    );
 }

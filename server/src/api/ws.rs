@@ -223,12 +223,16 @@ pub async fn beacon(
         // `last_seq` before this beacon, stored idempotently on (session, origin, seq).
         last = seq;
         app.hub.set_last_seq(&id, seq);
-        app.leases.renew(
-            &claims.sub,
-            &id,
-            now.plus(profile.single_window.lease_ttl_ms),
-        );
         accepted += 1;
+    }
+    // Through the app, once per beacon: with Redis the lease is shared there (renewing this
+    // process's own map kept nobody's lease alive), and one round trip covers the beacon.
+    if accepted > 0
+        && let Err(e) = app
+            .lease_renew(&claims.sub, &id, profile.single_window.lease_ttl_ms)
+            .await
+    {
+        tracing::warn!(session = %id, error = %e, "Failed to renew a lease from a beacon.");
     }
     let m = crate::metrics::metrics();
     m.events_ingested
