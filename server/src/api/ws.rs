@@ -225,8 +225,8 @@ pub async fn beacon(
         app.hub.set_last_seq(&id, seq);
         accepted += 1;
     }
-    // Through the app, once per beacon: with Redis the lease is shared there (renewing this
-    // process's own map kept nobody's lease alive), and one round trip covers the beacon.
+    // Through the app (with Redis the lease is the shared one there), once per beacon: one
+    // round trip covers all its events.
     if accepted > 0
         && let Err(e) = app
             .lease_renew(&claims.sub, &id, profile.single_window.lease_ttl_ms)

@@ -67,8 +67,7 @@ impl Hub {
     /// Hands an effect to the session's socket here, if there is one. The close that ends a
     /// session also drops the session's last accepted seq: every gateway sees that effect
     /// (embedded: its one hub; Redis: each gateway's subscription), whether or not it holds the
-    /// socket, so no gateway keeps an entry per session it ever served. (Only the worker's
-    /// own hub forgot it before, and a gateway-only process grew by one entry per session.)
+    /// socket, so no gateway keeps an entry per session it ever served.
     pub fn deliver(&self, session: &str, out: Outbound) -> bool {
         if matches!(&out, Outbound::Close(code, _) if *code == super::protocol::close::SESSION_ENDED)
         {
