@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use proctor::domain::Origin;
-use proctor_e2e::{Ws, open_playing, open_ws, recv, recv_kind, send, spawn_app};
+use proctor_e2e::{Ws, open_playing, open_ws, recv, recv_kind, spawn_app};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -82,17 +82,35 @@ async fn fragments_are_joined_pings_answered_and_a_close_echoed() {
         json!({"type": "ack", "seq": 1, "duplicate": false})
     );
 
-    // Several messages in one write are all answered.
-    for seq in 2..=4 {
-        send(
-            &mut ws,
-            json!({"seq": seq, "type": "heartbeat", "position_ms": 1000 * seq, "rate_permille": 1000, "paused": false, "visible": true, "focused": true}),
+    // Several messages in one write are all accepted, and answered by one ack: the last's,
+    // which covers the others (acceptance is in order).
+    let hb = |seq: u64| {
+        Message::Text(
+            json!({"seq": seq, "type": "heartbeat", "position_ms": 1000 * seq, "rate_permille": 1000, "paused": false, "visible": true, "focused": true})
+                .to_string()
+                .into(),
         )
-        .await;
-    }
+    };
     for seq in 2..=4 {
-        assert_eq!(recv_kind(&mut ws, "ack").await["seq"], seq);
+        ws.feed(hb(seq)).await.expect("feed");
     }
+    ws.flush().await.expect("one write");
+    assert_eq!(
+        recv_kind(&mut ws, "ack").await,
+        json!({"type": "ack", "seq": 4, "duplicate": false})
+    );
+    // A message alone is answered alone, and a resent one at once, as a duplicate.
+    ws.feed(hb(5)).await.expect("feed");
+    ws.feed(hb(3)).await.expect("feed");
+    ws.flush().await.expect("one write");
+    assert_eq!(
+        recv_kind(&mut ws, "ack").await,
+        json!({"type": "ack", "seq": 5, "duplicate": false})
+    );
+    assert_eq!(
+        recv_kind(&mut ws, "ack").await,
+        json!({"type": "ack", "seq": 3, "duplicate": true})
+    );
 
     ws.send(Message::Close(Some(CloseFrame {
         code: CloseCode::Away,
@@ -105,7 +123,7 @@ async fn fragments_are_joined_pings_answered_and_a_close_echoed() {
         matches!(&echoed, Message::Close(Some(f)) if f.code == CloseCode::Away),
         "the peer's close code is echoed: {echoed:?}"
     );
-    assert_eq!(stored_client(&t, &sid).await, vec![1, 2, 3, 4]);
+    assert_eq!(stored_client(&t, &sid).await, vec![1, 2, 3, 4, 5]);
     t.stop().await;
 }
 

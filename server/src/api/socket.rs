@@ -52,6 +52,8 @@ pub struct Socket {
     wbuf: BytesMut,
     /// A fragmented message being joined: (is text, bytes so far).
     partial: Option<(bool, BytesMut)>,
+    /// A text message the next deferred one replaces (`defer_text`), not yet encoded.
+    deferred: Option<String>,
     max_message: usize,
 }
 
@@ -65,6 +67,7 @@ impl Socket {
             rbuf: BytesMut::from(leftover),
             wbuf: BytesMut::new(),
             partial: None,
+            deferred: None,
             max_message,
         }
     }
@@ -74,12 +77,34 @@ impl Socket {
         self.encode(Message::Text(text.into()));
     }
 
+    /// Queues a text message that a later deferred one replaces: only the last of a run of
+    /// deferred messages is sent, ahead of anything queued after it, once the messages
+    /// already read are answered (before the socket writes, waits for input, or closes). An
+    /// acknowledgement covers every sequence number before its own, so a run of them as
+    /// pipelined messages are answered goes out as its last one. Returns whether it replaced
+    /// one (which is then never sent).
+    pub fn defer_text(&mut self, text: String) -> bool {
+        self.deferred.replace(text).is_some()
+    }
+
+    /// Encodes the deferred message, if any, behind what is already queued.
+    fn encode_deferred(&mut self) {
+        if let Some(text) = self.deferred.take()
+            && let Err(e) = self
+                .codec
+                .encode(Message::Text(text.into()), &mut self.wbuf)
+        {
+            tracing::error!(error = %e, "Failed to encode a WebSocket message.");
+        }
+    }
+
     /// Queues a pong answering a ping.
     pub fn queue_pong(&mut self, payload: Bytes) {
         self.encode(Message::Pong(payload));
     }
 
     fn encode(&mut self, msg: Message) {
+        self.encode_deferred();
         // The codec only fails on messages over its size limit, which the server never sends.
         if let Err(e) = self.codec.encode(msg, &mut self.wbuf) {
             tracing::error!(error = %e, "Failed to encode a WebSocket message.");
@@ -97,6 +122,7 @@ impl Socket {
             {
                 return Ok(Some(msg));
             }
+            self.encode_deferred();
             if !self.wbuf.is_empty() {
                 self.write_some().await?;
                 continue;
@@ -125,6 +151,7 @@ impl Socket {
 
     /// Writes everything queued.
     pub async fn flush(&mut self) -> Result<(), Failure> {
+        self.encode_deferred();
         while !self.wbuf.is_empty() {
             self.write_some().await?;
         }

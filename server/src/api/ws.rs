@@ -446,11 +446,27 @@ fn counters() -> &'static Counters {
 }
 
 /// Queues a server message on the socket (written before the socket next waits for input).
+/// An acknowledgement of an accepted event is deferred: acceptance is in order, so the ack of
+/// the last of several pipelined messages answers them all (docs/protocol.md), and only it is
+/// sent. A duplicate's ack is queued as it is.
 fn queue(socket: &mut Socket, msg: &ServerMsg) {
-    counters().messages_out.inc();
-    match serde_json::to_string(msg) {
-        Ok(s) => socket.queue_text(s),
-        Err(e) => tracing::error!(error = %e, "Failed to serialise a server message."),
+    let text = match serde_json::to_string(msg) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "Failed to serialise a server message.");
+            return;
+        }
+    };
+    if let ServerMsg::Ack {
+        duplicate: false, ..
+    } = msg
+    {
+        if !socket.defer_text(text) {
+            counters().messages_out.inc();
+        }
+    } else {
+        counters().messages_out.inc();
+        socket.queue_text(text);
     }
 }
 

@@ -23,7 +23,9 @@ pub enum ServerMsg {
         /// Challenges still waiting for an answer (sent again after a reconnect).
         outstanding: Vec<ChallengeMsg>,
     },
-    /// The message with this sequence number is accepted (or was already: `duplicate`).
+    /// The message with this sequence number is accepted, and so every one before it
+    /// (acceptance is in order; the socket sends only the last of a run of them), or it was
+    /// accepted before (`duplicate`).
     Ack { seq: u64, duplicate: bool },
     /// A sequence number was skipped: resend from `expected`. The message was not accepted.
     Gap { expected: u64, got: u64 },
