@@ -186,3 +186,90 @@ async fn a_lease_kept_while_the_worker_is_busy_outlives_the_ttl() {
 
     drop_namespace(&mut conn).await;
 }
+
+/// Publishers on current-thread runtimes (as learner sockets on actix threads) are answered
+/// through their thread's mailbox: several threads at once, each with events in flight
+/// together so that one `XADD` holds several threads' events, and a thread whose runtime was
+/// dropped and replaced. Every publish is answered, and the stream holds every event, each
+/// thread's in the order it published them.
+#[tokio::test]
+async fn publishers_on_current_thread_runtimes_are_all_answered_in_order() {
+    let Some((mut conn, bus, mut part)) = scratch().await else {
+        return;
+    };
+    const THREADS: u64 = 3;
+    const PER_ROUND: u64 = 40;
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let bus = bus.clone();
+            std::thread::spawn(move || {
+                // Two runtimes, one after the other: the second finds the first's mailbox
+                // gone with it.
+                for round in 0..2u64 {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("runtime");
+                    rt.block_on(async {
+                        let sid = format!("s{t}");
+                        let sends = (0..PER_ROUND).map(|i| {
+                            let bus = bus.clone();
+                            let seq = round * PER_ROUND + i + 1;
+                            let d = Delivery::new(sid.clone(), heartbeat(seq));
+                            async move {
+                                tokio::time::timeout(Duration::from_secs(10), bus.publish(d)).await
+                            }
+                        });
+                        for (i, r) in futures_util::future::join_all(sends)
+                            .await
+                            .into_iter()
+                            .enumerate()
+                        {
+                            r.unwrap_or_else(|_| {
+                                panic!("thread {t} round {round}: publish {i} unanswered")
+                            })
+                            .expect("publish");
+                        }
+                    });
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        tokio::task::spawn_blocking(move || t.join().expect("publisher thread"))
+            .await
+            .expect("join");
+    }
+    let mut seen: std::collections::HashMap<String, Vec<u64>> = Default::default();
+    let mut entries = 0;
+    loop {
+        match part
+            .next_batch(1024, Duration::from_millis(100))
+            .await
+            .expect("read")
+        {
+            Batch::Events(batch) if batch.is_empty() => break,
+            Batch::Events(batch) => {
+                for (_, events) in batch {
+                    entries += 1;
+                    for d in events {
+                        seen.entry(d.session_id).or_default().push(d.event.seq);
+                    }
+                }
+            }
+            other @ (Batch::NotOwner | Batch::Acquired | Batch::Lost) => {
+                panic!("expected entries, got {other:?}")
+            }
+        }
+    }
+    for t in 0..THREADS {
+        let want: Vec<u64> = (1..=2 * PER_ROUND).collect();
+        assert_eq!(seen.get(&format!("s{t}")), Some(&want), "thread {t}");
+    }
+    assert!(
+        entries < THREADS * 2 * PER_ROUND,
+        "events published together share entries ({entries} entries)"
+    );
+    part.release().await;
+    drop_namespace(&mut conn).await;
+}

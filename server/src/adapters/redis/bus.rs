@@ -50,6 +50,54 @@ pub struct RedisBus {
 struct Append {
     delivery: Delivery,
     done: oneshot::Sender<Result<(), String>>,
+    /// The publisher's thread's mailbox, when it publishes from a current-thread runtime.
+    mailbox: Option<Mailbox>,
+}
+
+/// Publishers to tell, and what: a lane hands a thread's share of an `XADD` to its mailbox.
+type Completions = Vec<(oneshot::Sender<Result<(), String>>, Result<(), String>)>;
+
+/// Where a lane sends the completions of the publishers on one current-thread runtime (an
+/// actix worker thread, where learner sockets run). A task on that thread tells each of them,
+/// so an `XADD` of many events costs each such thread one cross-thread wake (a system call
+/// that unparks its runtime) rather than one per event: that was 8.6 % of the server's CPU
+/// under load (BENCHMARKS.md).
+type Mailbox = mpsc::UnboundedSender<Completions>;
+
+thread_local! {
+    static MAILBOX: std::cell::RefCell<Option<Mailbox>> = const { std::cell::RefCell::new(None) };
+}
+
+/// This thread's mailbox, started on first use, when the caller runs on a current-thread
+/// runtime (else `None`: a multi-thread runtime may run the publisher on any of its threads).
+/// A mailbox whose runtime is gone is replaced.
+fn local_mailbox() -> Option<Mailbox> {
+    let handle = tokio::runtime::Handle::try_current().ok()?;
+    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread {
+        return None;
+    }
+    MAILBOX.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if let Some(tx) = slot.as_ref().filter(|tx| !tx.is_closed()) {
+            return Some(tx.clone());
+        }
+        let (tx, mut rx) = mpsc::unbounded_channel::<Completions>();
+        handle.spawn(async move {
+            while let Some(batch) = rx.recv().await {
+                complete(batch);
+            }
+        });
+        *slot = Some(tx.clone());
+        Some(tx)
+    })
+}
+
+/// Tells each publisher its event's outcome (one that gave up waiting is no error: its event
+/// may be appended anyway).
+fn complete(batch: Completions) {
+    for (done, result) in batch {
+        let _ = done.send(result);
+    }
 }
 
 /// One event in a stream entry's `e` field: `[session, origin, seq, at, body, accepted_us]`.
@@ -148,7 +196,11 @@ impl RedisBus {
             return Err(BusError::Saturated);
         }
         let (done, appended) = oneshot::channel();
-        let append = Append { delivery: d, done };
+        let append = Append {
+            delivery: d,
+            done,
+            mailbox: local_mailbox(),
+        };
         self.lanes[p]
             .send(append)
             .await
@@ -170,9 +222,26 @@ async fn lane(mut conn: RedisConn, p: usize, mut rx: mpsc::Receiver<Append>) {
         let result = xadd(&mut conn, &key, &batch)
             .await
             .map_err(|e| e.to_string());
+        // By mailbox, in the order queued; publishers without one are told at once.
+        let mut by_thread: Vec<(Mailbox, Completions)> = Vec::new();
+        let mut direct = Completions::new();
         for a in batch.drain(..) {
-            // A publisher that gave up waiting is no error: its event may be appended anyway.
-            let _ = a.done.send(result.clone());
+            let item = (a.done, result.clone());
+            match a.mailbox {
+                Some(mb) => match by_thread.iter_mut().find(|(m, _)| m.same_channel(&mb)) {
+                    Some((_, items)) => items.push(item),
+                    None => by_thread.push((mb, vec![item])),
+                },
+                None => direct.push(item),
+            }
+        }
+        complete(direct);
+        for (mb, items) in by_thread {
+            // A mailbox whose runtime is gone took that runtime's publishers with it: telling
+            // them here is a no-op, but it costs nothing to be sure.
+            if let Err(mpsc::error::SendError(items)) = mb.send(items) {
+                complete(items);
+            }
         }
     }
 }
