@@ -1,7 +1,8 @@
 //! The Redis Streams partition read on its own, against the real Redis: the reader
 //! acknowledges what the worker stored together with its next read (one pipeline), and
 //! exactly the entries not yet stored stay pending; a reader keeps its lease while its worker
-//! is busy, and lets go of one another consumer took. Runs in the Redis pass of `scripts/test`
+//! is busy, and lets go of one another consumer took; publishers on current-thread runtimes
+//! are answered through their thread's mailbox. Runs in the Redis pass of `scripts/test`
 //! (`PROCTOR_TEST_BUS=redis`), where a missing Redis fails it.
 
 use std::sync::Arc;
